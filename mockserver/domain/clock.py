@@ -1,0 +1,84 @@
+"""The only source of "now" in the simulated building."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any, Protocol
+
+
+def utc(dt: datetime) -> datetime:
+    """The same instant as an aware UTC datetime (naive datetimes are taken as UTC)."""
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, an aware UTC datetime."""
+
+
+class SystemClock:
+    """Real time."""
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+
+class ManualClock:
+    """A clock that a test or the control API moves: it runs with real time from a chosen start, or stands
+    still while frozen. Safe to move from another thread than the one that reads it."""
+
+    def __init__(self, start: datetime | None = None, *, frozen: bool = False) -> None:
+        self._lock = threading.Lock()
+        self._frozen = frozen
+        # Running: now = anchor + (monotonic() - mono_anchor). Frozen: now = anchor.
+        self._anchor = utc(start) if start is not None else datetime.now(timezone.utc)
+        self._mono_anchor = time.monotonic()
+
+    def now(self) -> datetime:
+        if self._frozen:
+            return self._anchor
+        return self._anchor + timedelta(seconds=time.monotonic() - self._mono_anchor)
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen
+
+    def set(self, moment: datetime) -> datetime:
+        with self._lock:
+            self._anchor = utc(moment)
+            self._mono_anchor = time.monotonic()
+            return self._anchor
+
+    def advance(self, seconds: float = 0.0, *, minutes: float = 0.0, hours: float = 0.0, days: float = 0.0) -> datetime:
+        delta = timedelta(seconds=seconds, minutes=minutes, hours=hours, days=days)
+        if delta < timedelta(0):
+            raise ValueError("the clock only moves forward")
+        with self._lock:
+            self._anchor = self.now() + delta
+            self._mono_anchor = time.monotonic()
+            return self._anchor
+
+    def freeze(self) -> datetime:
+        with self._lock:
+            self._anchor = self.now()
+            self._frozen = True
+            return self._anchor
+
+    def unfreeze(self) -> datetime:
+        with self._lock:
+            self._mono_anchor = time.monotonic()
+            self._frozen = False
+            return self._anchor
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"now": self.now().isoformat(), "frozen": self._frozen}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        with self._lock:
+            self._anchor = utc(datetime.fromisoformat(state["now"]))
+            self._mono_anchor = time.monotonic()
+            self._frozen = bool(state.get("frozen", False))

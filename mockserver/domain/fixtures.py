@@ -1,0 +1,85 @@
+"""Turning fixture data (already parsed from YAML) into a building."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from .errors import Invalid
+from .model import AccessMedium, Customer
+
+if TYPE_CHECKING:
+    from .building import Building
+
+
+def _require(entry: dict[str, Any], name: str, where: str) -> Any:
+    if name not in entry:
+        raise Invalid(f"{where}: '{name}' is required", field=name)
+    return entry[name]
+
+
+def apply_fixtures(building: Building, data: dict[str, Any]) -> None:
+    """Create owners, studios, API keys, intercoms, customers and codes. Unknown keys are refused, so a
+    misspelt fixture file fails loudly instead of loading half a building."""
+    known = {"owners", "studios", "intercoms", "customers", "codes", "clock"}
+    unknown = set(data) - known
+    if unknown:
+        raise Invalid(f"fixtures: unknown sections {sorted(unknown)}")
+
+    for entry in data.get("owners", []):
+        owner = building.add_owner(
+            id=int(_require(entry, "id", "owner")),
+            login=str(_require(entry, "login", "owner")),
+            password=str(_require(entry, "password", "owner")),
+            name=str(entry.get("name", entry["login"])),
+            uuid_=entry.get("uuid"),
+        )
+        for api in ("vms", "seam"):
+            token = entry.get(f"{api}_token")
+            if token:
+                building.add_token(api=api, user_id=owner.id, token=str(token), pinned=True)
+                building.pin_token(api, owner.id, str(token))
+
+    for entry in data.get("studios", []):
+        studio = building.add_studio(id=int(_require(entry, "id", "studio")), name=str(entry.get("name", "")))
+        for key in entry.get("api_keys", []):
+            building.add_api_key(key=str(_require(key, "key", "api key")), studio_id=studio.id,
+                                 scopes=key.get("scopes", ["CUSTOMER_READ", "CUSTOMER_ACCESS_MEDIUM_WRITE"]))
+
+    for entry in data.get("intercoms", []):
+        fields = dict(entry)
+        fields["owner_id"] = int(fields.pop("owner"))
+        fields["admits_studios"] = [int(s) for s in fields.get("admits_studios", [])]
+        if "created_at" in fields and fields["created_at"] is not None:
+            fields["created_at"] = int(datetime.fromisoformat(str(fields["created_at"])).timestamp())
+        building.add_intercom(**fields)
+
+    next_medium = 1_000
+    for entry in data.get("customers", []):
+        mediums = []
+        for medium in entry.get("mediums", []):
+            next_medium += 1
+            mediums.append(AccessMedium(id=int(medium.get("id", next_medium)), type=str(medium["type"]),
+                                        value=str(medium["value"]), via_api=bool(medium.get("via_api", False))))
+        building.add_customer(Customer(
+            id=int(_require(entry, "id", "customer")),
+            studio_id=int(_require(entry, "studio", "customer")),
+            first_name=str(entry.get("first_name", "")),
+            last_name=str(entry.get("last_name", "")),
+            status=str(entry.get("status", "MEMBER")),
+            email=entry.get("email"),
+            customer_number=entry.get("customer_number"),
+            date_of_birth=entry.get("date_of_birth"),
+            gender=entry.get("gender"),
+            access_refusal=bool(entry.get("access_refusal", False)),
+            created_at=int(building.now().timestamp()),
+            mediums=mediums,
+        ))
+
+    for entry in data.get("codes", []):
+        intercom = building._intercom(int(_require(entry, "intercom", "code")))
+        expires = building.now() + timedelta(days=float(entry.get("expires_in_days", 365)))
+        created_by = entry.get("created_by")
+        building.create_code(intercom=intercom, title=str(entry.get("title", "Code")), expired_at=expires,
+                             created_by=int(created_by) if created_by is not None else None,
+                             digits=str(entry["digits"]) if "digits" in entry else None)

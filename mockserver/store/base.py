@@ -1,0 +1,113 @@
+"""The state store: the one small interface between the simulated building and where its state lives.
+
+A store holds *records*: JSON-able dicts addressed by ``(kind, key)``, each with a version that grows by one on
+every write, so a stale write is detected (compare-and-set). A record may be filed under *index entries*
+``index name -> (partition, sort)``; an index answers paged queries over one partition in ``sort`` order (ties
+by key) and counts a partition in O(1), without reading the records it does not return. Every write touches
+O(1) records and index entries, never the whole state, so a backend can be memory, a SQLite file or Redis.
+
+Backends must be usable from one thread at a time (the building serialises access); they need not lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+#: index name -> (partition, sort key)
+IndexEntries = Mapping[str, tuple[str, int]]
+
+
+class VersionConflict(Exception):
+    """A compare-and-set write found another version than the one it expected."""
+
+    def __init__(self, kind: str, key: str, expected: int, actual: int) -> None:
+        super().__init__(f"{kind}/{key}: expected version {expected}, found {actual}")
+        self.kind = kind
+        self.key = key
+        self.expected = expected
+        self.actual = actual
+
+
+@dataclass(frozen=True)
+class Record:
+    kind: str
+    key: str
+    version: int
+    data: dict[str, Any]
+    index: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Page:
+    records: list[Record]
+    #: how many entries the whole partition holds
+    total: int
+
+
+class Store(Protocol):
+    """What the building needs from a backend. See the module docstring for the model."""
+
+    def get(self, kind: str, key: str) -> Record | None:
+        """The record, or None."""
+
+    def put(
+        self,
+        kind: str,
+        key: str,
+        data: dict[str, Any],
+        *,
+        index: IndexEntries | None = None,
+        expected_version: int | None = None,
+    ) -> Record:
+        """Create or replace a record and its index entries (``index`` replaces all previous entries).
+
+        ``expected_version``: None writes unconditionally; 0 requires that the record does not exist; n requires
+        the stored version to be n. A mismatch raises `VersionConflict` and changes nothing.
+        """
+
+    def delete(self, kind: str, key: str, *, expected_version: int | None = None) -> bool:
+        """Remove a record and its index entries; False when there was none. CAS as in `put`."""
+
+    def page(
+        self,
+        index: str,
+        partition: str,
+        *,
+        limit: int,
+        offset: int = 0,
+        after: int | None = None,
+        reverse: bool = False,
+    ) -> Page:
+        """Up to ``limit`` records of one partition in sort order, skipping ``offset`` entries, or starting
+        strictly after sort key ``after`` (a cursor); ``reverse`` walks from the highest sort key (and ``after``
+        then means strictly before). ``total`` is the partition's size."""
+
+    def count(self, index: str, partition: str) -> int:
+        """How many entries one partition of an index holds, in O(1)."""
+
+    def next_id(self, sequence: str, start: int = 1) -> int:
+        """The next value of a named counter (the first call answers ``start``); survives restarts."""
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Group writes: all of them are kept, or (on an exception) none. Nests (inner blocks join the outer)."""
+
+    def dump(self) -> dict[str, Any]:
+        """The whole state as JSON-able data (records, index entries and counters)."""
+
+    def load(self, state: dict[str, Any]) -> None:
+        """Replace the whole state with what `dump` gave."""
+
+    def clear(self) -> None:
+        """Remove every record, index entry and counter."""
+
+    def is_empty(self) -> bool:
+        """True when the store holds no record."""
+
+    def scan(self, kind: str) -> Iterator[Record]:
+        """Every record of one kind, in key order (for snapshots and small kinds only)."""
+
+    def close(self) -> None:
+        """Release files and connections; the store is unusable afterwards."""
