@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
 from typing import Any, Protocol
 
 
@@ -31,8 +32,11 @@ class ManualClock:
     """A clock that a test or the control API moves: it runs with real time from a chosen start, or stands
     still while frozen. Safe to move from another thread than the one that reads it."""
 
-    def __init__(self, start: datetime | None = None, *, frozen: bool = False) -> None:
+    def __init__(self, start: datetime | None = None, *, frozen: bool = False,
+                 on_change: Callable[[ManualClock], None] | None = None) -> None:
         self._lock = threading.Lock()
+        #: called after every set/advance/freeze/unfreeze, outside the clock's lock (to persist the clock)
+        self.on_change = on_change
         self._frozen = frozen
         # Running: now = anchor + (monotonic() - mono_anchor). Frozen: now = anchor.
         self._anchor = utc(start) if start is not None else datetime.now(timezone.utc)
@@ -47,11 +51,17 @@ class ManualClock:
     def frozen(self) -> bool:
         return self._frozen
 
+    def _changed(self, result: datetime) -> datetime:
+        if self.on_change is not None:
+            self.on_change(self)
+        return result
+
     def set(self, moment: datetime) -> datetime:
         with self._lock:
             self._anchor = utc(moment)
             self._mono_anchor = time.monotonic()
-            return self._anchor
+            result = self._anchor
+        return self._changed(result)
 
     def advance(self, seconds: float = 0.0, *, minutes: float = 0.0, hours: float = 0.0, days: float = 0.0) -> datetime:
         delta = timedelta(seconds=seconds, minutes=minutes, hours=hours, days=days)
@@ -60,25 +70,35 @@ class ManualClock:
         with self._lock:
             self._anchor = self.now() + delta
             self._mono_anchor = time.monotonic()
-            return self._anchor
+            result = self._anchor
+        return self._changed(result)
 
     def freeze(self) -> datetime:
         with self._lock:
             self._anchor = self.now()
             self._frozen = True
-            return self._anchor
+            result = self._anchor
+        return self._changed(result)
 
     def unfreeze(self) -> datetime:
         with self._lock:
             self._mono_anchor = time.monotonic()
             self._frozen = False
-            return self._anchor
+            result = self._anchor
+        return self._changed(result)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"now": self.now().isoformat(), "frozen": self._frozen}
+        """The clock's state; a running clock also records real time, so it resumes where real time says."""
+        return {"now": self.now().isoformat(), "frozen": self._frozen,
+                "real": datetime.now(timezone.utc).isoformat()}
 
     def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a saved state: a frozen clock at its moment, a running one as if it had kept running."""
+        moment = utc(datetime.fromisoformat(state["now"]))
+        frozen = bool(state.get("frozen", False))
+        if not frozen and state.get("real"):
+            moment += datetime.now(timezone.utc) - utc(datetime.fromisoformat(state["real"]))
         with self._lock:
-            self._anchor = utc(datetime.fromisoformat(state["now"]))
+            self._anchor = moment
             self._mono_anchor = time.monotonic()
-            self._frozen = bool(state.get("frozen", False))
+            self._frozen = frozen

@@ -1,0 +1,330 @@
+"""The in-memory store: dicts for records, one sorted list per index partition.
+
+Record data is kept JSON-encoded: that copies it (so no caller can reach into the store through a dict it
+passed in or got back), checks it is JSON-able exactly as the SQLite backend would, and measured faster than
+``copy.deepcopy`` for small records (about 3 us to encode and 2.4 us to decode ten fields, against 7 us for
+each deep copy).
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, NamedTuple
+
+from sortedcontainers import SortedList
+
+from .base import IndexEntries, Page, Record, VersionConflict
+
+#: sort keys must fit a signed 64-bit integer, so every backend (SQLite, Redis scores aside) can hold them
+_SORT_MIN = -(2**63)
+_SORT_MAX = 2**63 - 1
+
+#: the layout `dump` writes and `load` accepts
+DUMP_FORMAT = 1
+
+#: (kind, key, version, data as JSON text, index entries)
+DumpedRecord = tuple[str, str, int, str, dict[str, tuple[str, int]]]
+
+_encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_decode_json = json.JSONDecoder().decode
+
+
+def encode_data(data: dict[str, Any]) -> str:
+    """The canonical JSON text of a record's data; raises TypeError/ValueError when it is not JSON-able."""
+    if not isinstance(data, dict):
+        raise TypeError(f"record data must be a dict, not {type(data).__name__}")
+    return _encode_json(data)
+
+
+def decode_data(text: str) -> dict[str, Any]:
+    """A fresh dict from `encode_data`'s text."""
+    return _decode_json(text)
+
+
+def check_name(value: object, what: str) -> str:
+    """Kinds, keys, index names and partitions are strings (they are compared and sorted together)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    return value
+
+
+def normalise_index(index: IndexEntries | None) -> dict[str, tuple[str, int]]:
+    """Validated index entries as a new dict of ``name -> (partition, int sort)``."""
+    if not index:
+        return {}
+    out: dict[str, tuple[str, int]] = {}
+    for name, entry in index.items():
+        part, sort = entry
+        # operator.index accepts ints (and numpy ints) but rejects floats and strings, which would not sort
+        # against ints in a partition.
+        sort = int(operator.index(sort))
+        if not _SORT_MIN <= sort <= _SORT_MAX:
+            raise ValueError(f"sort key {sort} of index {name!r} does not fit 64 bits")
+        out[check_name(name, "index name")] = (check_name(part, "partition"), sort)
+    return out
+
+
+def check_page_args(limit: int, offset: int) -> None:
+    if limit < 0 or offset < 0:
+        raise ValueError("limit and offset must not be negative")
+
+
+def parse_dump(state: Mapping[str, Any]) -> tuple[list[DumpedRecord], dict[str, int]]:
+    """Validated ``(records, sequences)`` from `dump` output, data re-encoded as JSON text."""
+    fmt = state.get("format", DUMP_FORMAT)
+    if fmt != DUMP_FORMAT:
+        raise ValueError(f"unknown dump format {fmt!r}")
+    records: list[DumpedRecord] = []
+    seen: set[tuple[str, str]] = set()
+    for item in state.get("records", []):
+        kind = check_name(item["kind"], "kind")
+        key = check_name(item["key"], "key")
+        if (kind, key) in seen:
+            raise ValueError(f"duplicate record {kind}/{key} in dump")
+        seen.add((kind, key))
+        version = int(operator.index(item["version"]))
+        if version < 1:
+            raise ValueError(f"record {kind}/{key} has version {version}")
+        records.append((kind, key, version, encode_data(item["data"]), normalise_index(item.get("index"))))
+    sequences = {
+        check_name(name, "sequence"): int(operator.index(value))
+        for name, value in state.get("sequences", {}).items()
+    }
+    return records, sequences
+
+
+def dump_record(kind: str, key: str, version: int, data: str, index: Mapping[str, tuple[str, int]]) -> dict:
+    return {
+        "kind": kind,
+        "key": key,
+        "version": version,
+        "data": decode_data(data),
+        "index": {name: [part, sort] for name, (part, sort) in index.items()},
+    }
+
+
+class _Rec(NamedTuple):
+    version: int
+    data: str  # JSON text
+    index: dict[str, tuple[str, int]]  # never handed out; copied into each Record
+
+
+class MemoryStore:
+    """A `Store` held in this process's memory; gone when the process ends."""
+
+    def __init__(self) -> None:
+        self._kinds: dict[str, dict[str, _Rec]] = {}
+        #: (index, partition) -> SortedList of (sort, key, kind); kind only breaks ties between kinds
+        self._parts: dict[tuple[str, str], SortedList] = {}
+        self._seqs: dict[str, int] = {}
+        #: undo log of the open transaction, None outside one
+        self._undo: list[tuple[Any, ...]] | None = None
+
+    # -- reads ---------------------------------------------------------------------------------------------
+
+    def get(self, kind: str, key: str) -> Record | None:
+        """The record, or None."""
+        rec = self._kinds.get(kind, {}).get(key)
+        return None if rec is None else _record(kind, key, rec)
+
+    def page(
+        self,
+        index: str,
+        partition: str,
+        *,
+        limit: int,
+        offset: int = 0,
+        after: int | None = None,
+        reverse: bool = False,
+    ) -> Page:
+        """Up to ``limit`` records of one partition in (sort, key) order; see `Store.page`."""
+        check_page_args(limit, offset)
+        entries = self._parts.get((index, partition))
+        if entries is None:
+            return Page([], 0)
+        total = len(entries)
+        if reverse:
+            # (after,) sorts before every (after, key, kind), so this is the first position with sort >= after
+            stop = total if after is None else entries.bisect_left((after,))
+            stop -= offset
+            start = max(stop - limit, 0)
+            window = entries.islice(start, stop, reverse=True) if stop > start else ()
+        else:
+            start = 0 if after is None else entries.bisect_left((after + 1,))
+            start += offset
+            window = entries.islice(start, start + limit) if limit else ()
+        return Page([_record(kind, key, self._kinds[kind][key]) for _, key, kind in window], total)
+
+    def count(self, index: str, partition: str) -> int:
+        """How many entries one partition holds (SortedList keeps its length)."""
+        entries = self._parts.get((index, partition))
+        return 0 if entries is None else len(entries)
+
+    def scan(self, kind: str) -> Iterator[Record]:
+        """Every record of one kind in key order; a snapshot, so writing while iterating is safe."""
+        records = self._kinds.get(kind, {})
+        return iter([_record(kind, key, records[key]) for key in sorted(records)])
+
+    def is_empty(self) -> bool:
+        """True when the store holds no record."""
+        return not self._kinds
+
+    def dump(self) -> dict[str, Any]:
+        """The whole state as JSON-able data (index entries ride along with their records)."""
+        return {
+            "format": DUMP_FORMAT,
+            "records": [
+                dump_record(kind, key, rec.version, rec.data, rec.index)
+                for kind in sorted(self._kinds)
+                for key, rec in sorted(self._kinds[kind].items())
+            ],
+            "sequences": dict(sorted(self._seqs.items())),
+        }
+
+    # -- writes --------------------------------------------------------------------------------------------
+
+    def put(
+        self,
+        kind: str,
+        key: str,
+        data: dict[str, Any],
+        *,
+        index: IndexEntries | None = None,
+        expected_version: int | None = None,
+    ) -> Record:
+        """Create or replace a record and all its index entries; CAS on ``expected_version``."""
+        check_name(kind, "kind")
+        check_name(key, "key")
+        # Validate everything before touching anything, so a bad call changes nothing.
+        encoded = encode_data(data)
+        entries = normalise_index(index)
+        old = self._kinds.get(kind, {}).get(key)
+        actual = 0 if old is None else old.version
+        if expected_version is not None and expected_version != actual:
+            raise VersionConflict(kind, key, expected_version, actual)
+        new = _Rec(actual + 1, encoded, entries)
+        if self._undo is not None:
+            self._undo.append(("rec", kind, key, old))
+        self._replace(kind, key, old, new)
+        return _record(kind, key, new)
+
+    def delete(self, kind: str, key: str, *, expected_version: int | None = None) -> bool:
+        """Remove a record and its index entries; False when there was none."""
+        old = self._kinds.get(kind, {}).get(key)
+        actual = 0 if old is None else old.version
+        if expected_version is not None and expected_version != actual:
+            raise VersionConflict(kind, key, expected_version, actual)
+        if old is None:
+            return False
+        if self._undo is not None:
+            self._undo.append(("rec", kind, key, old))
+        self._replace(kind, key, old, None)
+        return True
+
+    def next_id(self, sequence: str, start: int = 1) -> int:
+        """The next value of a named counter; the first call answers ``start``."""
+        current = self._seqs.get(sequence)
+        value = start if current is None else current + 1
+        if self._undo is not None:
+            self._undo.append(("seq", sequence, current))
+        self._seqs[sequence] = value
+        return value
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes in the block are kept, or none. An inner block joins the outer one; if it raises, its
+        own writes are undone before the exception leaves it (so a caught inner failure leaves nothing half
+        done)."""
+        outer = self._undo is None
+        if outer:
+            self._undo = []
+        assert self._undo is not None
+        mark = len(self._undo)
+        try:
+            yield
+        except BaseException:
+            self._rollback_to(mark)
+            raise
+        finally:
+            if outer:
+                self._undo = None
+
+    def load(self, state: dict[str, Any]) -> None:
+        """Replace the whole state with what `dump` gave; on a malformed dump nothing changes."""
+        records, sequences = parse_dump(state)
+        kinds: dict[str, dict[str, _Rec]] = {}
+        lists: dict[tuple[str, str], list[tuple[int, str, str]]] = {}
+        for kind, key, version, data, index in records:
+            kinds.setdefault(kind, {})[key] = _Rec(version, data, index)
+            for name, (part, sort) in index.items():
+                lists.setdefault((name, part), []).append((sort, key, kind))
+        self._swap(kinds, {p: SortedList(entries) for p, entries in lists.items()}, sequences)
+
+    def clear(self) -> None:
+        """Remove every record, index entry and counter."""
+        self._swap({}, {}, {})
+
+    def close(self) -> None:
+        """Drop the state; the store must not be used afterwards."""
+        self._kinds, self._parts, self._seqs, self._undo = {}, {}, {}, None
+
+    # -- internals -----------------------------------------------------------------------------------------
+
+    def _swap(
+        self,
+        kinds: dict[str, dict[str, _Rec]],
+        parts: dict[tuple[str, str], SortedList],
+        seqs: dict[str, int],
+    ) -> None:
+        # Replacing the containers (instead of emptying them) makes undo O(1): the log keeps the old ones.
+        if self._undo is not None:
+            self._undo.append(("all", self._kinds, self._parts, self._seqs))
+        self._kinds, self._parts, self._seqs = kinds, parts, seqs
+
+    def _replace(self, kind: str, key: str, old: _Rec | None, new: _Rec | None) -> None:
+        """Move one record from state ``old`` to ``new`` (None: absent), touching only changed entries."""
+        old_index = {} if old is None else old.index
+        new_index = {} if new is None else new.index
+        for name, (part, sort) in old_index.items():
+            if new_index.get(name) != (part, sort):
+                entries = self._parts[name, part]
+                entries.remove((sort, key, kind))
+                if not entries:
+                    del self._parts[name, part]
+        for name, (part, sort) in new_index.items():
+            if old_index.get(name) != (part, sort):
+                entries = self._parts.get((name, part))
+                if entries is None:
+                    entries = self._parts[name, part] = SortedList()
+                entries.add((sort, key, kind))
+        if new is None:
+            records = self._kinds[kind]
+            del records[key]
+            if not records:
+                del self._kinds[kind]
+        else:
+            self._kinds.setdefault(kind, {})[key] = new
+
+    def _rollback_to(self, mark: int) -> None:
+        assert self._undo is not None
+        log = self._undo
+        while len(log) > mark:
+            entry = log.pop()
+            if entry[0] == "rec":
+                _, kind, key, before = entry
+                self._replace(kind, key, self._kinds.get(kind, {}).get(key), before)
+            elif entry[0] == "seq":
+                _, name, before = entry
+                if before is None:
+                    self._seqs.pop(name, None)
+                else:
+                    self._seqs[name] = before
+            else:
+                _, self._kinds, self._parts, self._seqs = entry
+
+
+def _record(kind: str, key: str, rec: _Rec) -> Record:
+    return Record(kind, key, rec.version, decode_data(rec.data), dict(rec.index))
