@@ -115,13 +115,26 @@ class Rules:
 
 
 def _synchronized(method: Callable[..., T]) -> Callable[..., T]:
-    """Run a public method under the building's lock and inside one store transaction."""
+    """Run a public method under the building's lock and inside one store transaction; once the outermost
+    such call has committed, hand its events to the subscribers."""
 
     @functools.wraps(method)
     def wrapper(self: Building, *args: Any, **kwargs: Any) -> T:
-        with self._lock, self.store.transaction():
-            self._settle()
-            return method(self, *args, **kwargs)
+        with self._lock:
+            self._depth += 1
+            try:
+                with self.store.transaction():
+                    self._settle()
+                    result = method(self, *args, **kwargs)
+            except BaseException:
+                if self._depth == 1:
+                    self._events.clear()
+                raise
+            finally:
+                self._depth -= 1
+            if self._depth == 0:
+                self.publish_pending()
+            return result
 
     return wrapper
 
@@ -140,6 +153,7 @@ class Building:
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
         self._events: list[Event] = []
+        self._depth = 0
         self._subscribers: list[Callable[[Event], None]] = []
 
     # ------------------------------------------------------------------ events
@@ -690,13 +704,13 @@ class Building:
             decision = Decision(False, "device_offline", "The device cannot reach the cloud to check this")
         else:
             decision = self._decide_customer(intercom, kind, value)
-        if decision.granted:
-            until = self._unlock(intercom, intercom.unlock_ms, "credential", {"kind": kind})
-            decision.unlocked_until_ms = int(until.timestamp() * 1000)
         self._log(intercom.id, "access.granted" if decision.granted else "access.denied",
                   {"kind": kind, "reason": decision.reason, "detail": decision.detail})
         self._emit(AccessDecided(at=self.now(), intercom_id=intercom.id, kind=kind, granted=decision.granted,
                                  reason=decision.reason))
+        if decision.granted:
+            until = self._unlock(intercom, intercom.unlock_ms, "credential", {"kind": kind})
+            decision.unlocked_until_ms = int(until.timestamp() * 1000)
         return decision
 
     def _decide_keypad(self, intercom: Intercom, digits: str) -> Decision:
@@ -896,6 +910,16 @@ class Building:
         with self._lock:
             self.store.clear()
             self._events.clear()
+
+    def save_meta(self, name: str, data: dict[str, Any]) -> None:
+        """Keep a small named document with the state (the clock, for instance)."""
+        with self._lock, self.store.transaction():
+            self.store.put(K.META, name, data)
+
+    def meta(self, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            record = self.store.get(K.META, name)
+            return record.data if record else None
 
 
 __all__ = ["Building", "Record", "Rules"]

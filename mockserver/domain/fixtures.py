@@ -35,10 +35,9 @@ def apply_fixtures(building: Building, data: dict[str, Any]) -> None:
             uuid_=entry.get("uuid"),
         )
         for api in ("vms", "seam"):
-            token = entry.get(f"{api}_token")
-            if token:
-                building.add_token(api=api, user_id=owner.id, token=str(token), pinned=True)
-                building.pin_token(api, owner.id, str(token))
+            # Every owner gets a pinned token per API, so the credentials endpoint always has one to show.
+            token = building.add_token(api=api, user_id=owner.id, token=entry.get(f"{api}_token"), pinned=True)
+            building.pin_token(api, owner.id, token)
 
     for entry in data.get("studios", []):
         studio = building.add_studio(id=int(_require(entry, "id", "studio")), name=str(entry.get("name", "")))

@@ -1,0 +1,199 @@
+"""`create_app`: the one place that wires the building, the store, the clock and the four APIs together."""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from connexion import AsyncApp
+from connexion.exceptions import (
+    BadRequestProblem,
+    NonConformingResponse,
+    ProblemException,
+    UnsupportedMediaTypeProblem,
+)
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from connexion.middleware import MiddlewarePosition
+from connexion.options import SwaggerUIOptions
+from connexion.resolver import RelativeResolver
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
+
+from .contracts import contract_path
+from .domain.building import Building, Rules
+from .domain.clock import ManualClock
+from .domain.errors import DomainError
+from .http.errors import ApiError, FieldError
+from .http.middleware import LimitsAndFaults, MockHttpMiddleware, routing_info
+from .http.security import security_map
+from .http.validation import VALIDATOR_MAP
+from .push import PusherHub
+from .runtime import Runtime, Settings
+from .store import Store, open_store
+from .vendors.magicline import MagiclineVendor
+from .vendors.seam import SeamVendor
+from .vendors.vms import VmsVendor, push_subscriber
+
+log = logging.getLogger("mockserver")
+
+VENDOR_APIS = ("magicline", "seam", "vms")
+DEMO_FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "demo.yaml"
+VENDOR_CLASSES = {"magicline": MagiclineVendor, "seam": SeamVendor, "vms": VmsVendor}
+
+
+@dataclass
+class MockApp:
+    """The ASGI application of one mock and the runtime behind it."""
+
+    asgi: ASGIApp
+    runtime: Runtime
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.asgi(scope, receive, send)
+
+
+def load_fixtures(source: str | pathlib.Path | dict[str, Any] | None) -> dict[str, Any]:
+    """Fixture data from a YAML file, a dict, or the built-in demo building (None)."""
+    if isinstance(source, dict):
+        return source
+    path = pathlib.Path(source) if source is not None else DEMO_FIXTURES
+    with path.open(encoding="utf-8") as handle:
+        data = yaml.safe_load(handle) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: fixtures must be a mapping")
+    return data
+
+
+def create_app(
+    *,
+    store: Store | None = None,
+    state_path: str | pathlib.Path | None = None,
+    fixtures: str | pathlib.Path | dict[str, Any] | None = None,
+    seed: int | None = None,
+    apis: tuple[str, ...] = VENDOR_APIS,
+    clock: ManualClock | None = None,
+    public_url: str | None = None,
+    control_token: str | None = None,
+    settings: Settings | None = None,
+    rules: Rules | None = None,
+    validate_responses: bool = False,
+) -> MockApp:
+    """Build a mock. State comes from ``store`` (or a SQLite file at ``state_path``, or memory); an empty store
+    is filled from ``fixtures`` (the demo building by default), an existing one is used as it is."""
+    unknown = set(apis) - set(VENDOR_APIS)
+    if unknown:
+        raise ValueError(f"unknown APIs {sorted(unknown)}; choose from {', '.join(VENDOR_APIS)}")
+    fixture_data = load_fixtures(fixtures)
+    store = store if store is not None else open_store(str(state_path) if state_path else None)
+    clock = clock or ManualClock()
+    building = Building(store, clock, seed=seed, rules=rules)
+    runtime = Runtime(building, clock, fixtures=fixture_data, settings=settings, public_url=public_url,
+                      control_token=control_token, seed=seed)
+    if building.is_empty():
+        runtime.reset()
+    else:
+        saved = building.meta("clock")
+        if saved:
+            clock.restore(saved)
+    clock.on_change = lambda _clock: (runtime.save_clock(), building.tick(), runtime.webhooks.wake())
+
+    runtime.hub = PusherHub(runtime.pusher_app_key, runtime.pusher_app_secret, rng=random.Random(seed))
+    building.subscribe(push_subscriber(runtime))
+    building.subscribe(runtime.webhooks.on_event)
+
+    app = AsyncApp(__name__, validator_map=VALIDATOR_MAP, validate_responses=validate_responses)
+    for name in apis:
+        vendor = VENDOR_CLASSES[name](runtime)
+        runtime.vendors[name] = vendor
+        if isinstance(vendor, MagiclineVendor):
+            securities = security_map(api_key=vendor.verify_api_key)
+        else:
+            securities = security_map(bearer=vendor.verify_bearer)  # type: ignore[attr-defined]
+        app.add_api(contract_path(name), base_path=vendor.prefix, name=name,
+                    resolver=RelativeResolver(f"mockserver.vendors.{name}"), security_map=securities,
+                    swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"))
+    app.add_api(contract_path("control"), base_path="/_mock", name="control",
+                resolver=RelativeResolver("mockserver.control"),
+                security_map=security_map(api_key=lambda request, token, scheme: {"sub": "control"}),
+                swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"))
+    app.add_middleware(LimitsAndFaults, position=MiddlewarePosition.BEFORE_VALIDATION)
+    for exception in (Exception, ProblemException, HTTPException):
+        app.add_error_handler(exception, _error_handler)
+
+    cors = CORSMiddleware(app, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"],
+                          expose_headers=["Date", "Retry-After", "X-RateLimit-Remaining"], max_age=600)
+    return MockApp(asgi=MockHttpMiddleware(cors, runtime), runtime=runtime)
+
+
+def _as_api_error(vendor: Any, request: ConnexionRequest, exc: Exception, operation_id: str | None) -> ApiError:
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, FieldError):
+        return vendor.invalid(request, exc, operation_id)
+    if isinstance(exc, DomainError):
+        return vendor.domain_error(request, exc, operation_id)
+    if isinstance(exc, UnsupportedMediaTypeProblem):
+        return vendor.invalid(request, FieldError(location="header", field="Content-Type", rule="mediaType",
+                                                  message=str(exc.detail)), operation_id)
+    if isinstance(exc, BadRequestProblem):
+        rule = "required" if "required" in str(exc.detail) or "empty" in str(exc.detail) else "json"
+        return vendor.invalid(request, FieldError(location="body", field=None, rule=rule,
+                                                  message=str(exc.detail)), operation_id)
+    if isinstance(exc, NonConformingResponse):
+        log.error("response broke the contract: %s %s: %s", request.method, request.url.path, exc.detail)
+        return vendor.server_error(request)
+    status = getattr(exc, "status", None) or getattr(exc, "status_code", None)
+    if status == 401:
+        return vendor.unauthenticated(request)
+    if status == 403:
+        return vendor.forbidden(request, "")
+    if status == 404:
+        return vendor.not_found(request, f"The route {request.url.path} could not be found.")
+    if status == 405:
+        allowed = (getattr(exc, "headers", None) or {}).get("Allow", "")
+        return vendor.method_not_allowed(request, allowed)
+    if isinstance(exc, ProblemException | HTTPException) and status and 400 <= status < 500:
+        return vendor.invalid(request, FieldError(location="body", field=None, rule="json",
+                                                  message=str(getattr(exc, "detail", exc))), operation_id)
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return vendor.server_error(request)
+
+
+async def _error_handler(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    runtime: Runtime = request.scope["state"]["mock"]
+    vendor = runtime.vendor_for_path(request.url.path)
+    operation_id, _ = routing_info(request.scope)
+    if vendor is None:
+        return _problem(request, exc)
+    error = _as_api_error(vendor, request, exc, operation_id)
+    response = error.response()
+    body = b"" if request.method == "HEAD" else response.body
+    return ConnexionResponse(status_code=error.status_code, mimetype=error.media_type if body else None,
+                             body=body, headers={k: v for k, v in error.headers.items()})
+
+
+def _problem(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    """The control API (and paths of no API) answer RFC 7807 problems."""
+    import json
+
+    if isinstance(exc, ProblemException):
+        status, title, detail = exc.status, exc.title, exc.detail
+    elif isinstance(exc, HTTPException):
+        status, title, detail = exc.status_code, "Error", exc.detail
+    elif isinstance(exc, FieldError):
+        status, title, detail = 400, "Bad Request", exc.message
+    elif isinstance(exc, DomainError):
+        status = 404 if exc.code == "not_found" else 409 if exc.code == "conflict" else 400
+        title, detail = "Refused", exc.message
+    elif isinstance(exc, ValueError):
+        status, title, detail = 400, "Bad Request", str(exc)
+    else:
+        log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+        status, title, detail = 500, "Internal Server Error", "Unexpected error"
+    body = json.dumps({"type": "about:blank", "title": title, "status": status, "detail": str(detail)})
+    return ConnexionResponse(status_code=status, mimetype="application/problem+json", body=body.encode())

@@ -1,0 +1,292 @@
+"""The control API (openapi/control.yaml): credentials, state, clock, faults, journal, devices, webhooks."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from connexion import NoContent, request
+
+from .contracts import declared_statuses, operations
+from .domain.errors import Invalid
+from .domain.model import Intercom
+from .runtime import Runtime
+
+#: the control API declares problem documents too, so each answer names its media type
+JSON = {"Content-Type": "application/json"}
+
+
+def _runtime() -> Runtime:
+    return request.scope["state"]["mock"]
+
+
+def _iso(epoch_ms: int | None) -> str | None:
+    return None if epoch_ms is None else datetime.fromtimestamp(epoch_ms / 1000, timezone.utc).isoformat()
+
+
+def base_urls(runtime: Runtime) -> dict[str, str]:
+    base = runtime.base_url(request.headers, request.url.scheme)
+    urls = {name: f"{base}{vendor.prefix}" for name, vendor in runtime.vendors.items()}
+    urls["control"] = f"{base}/_mock"
+    return urls
+
+
+def credentials_json(runtime: Runtime, urls: dict[str, str]) -> dict[str, Any]:
+    """The demo credentials, as GET /_mock/credentials answers them (also used by the embedding API)."""
+    from .vendors.seam import CLIENT_ID, CLIENT_SECRET
+
+    data = runtime.building.credentials()
+    owners = data["owners"]
+    return {
+        "base_urls": urls,
+        "magicline": [{"api_key": k["api_key"], "studio_id": k["studio_id"], "scopes": k["scopes"]}
+                      for k in data["api_keys"]],
+        "seam": {
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "owners": [{"owner_id": o["owner"].uuid, "email": o["owner"].login, "password": o["owner"].password,
+                        "access_token": o["tokens"].get("seam", "")} for o in owners],
+        },
+        "vms": [{"user_id": o["owner"].id, "login": o["owner"].login, "password": o["owner"].password,
+                 "access_token": f"Bearer {o['tokens'].get('vms', '')}", "intercom_ids": o["intercom_ids"]}
+                for o in owners],
+    }
+
+
+def device_json(runtime: Runtime, intercom: Intercom) -> dict[str, Any]:
+    building = runtime.building
+    owner = next((o for o in building.owners() if o.id == intercom.owner_id), None)
+    return {
+        "id": intercom.id,
+        "uuid": intercom.uuid,
+        "name": intercom.title,
+        "model": intercom.model,
+        "address": intercom.address,
+        "owner_id": owner.uuid if owner else "",
+        "owner_user_id": intercom.owner_id,
+        "online": intercom.online,
+        "admits_studios": intercom.admits_studios,
+        "door": {"locked": intercom.unlocked_until_ms is None, "unlocked_until": _iso(intercom.unlocked_until_ms)},
+        "pending_sync": building.pending_sync(intercom.id),
+        "keypad_codes": building.keypad_size(intercom.id),
+    }
+
+
+def clock_json(runtime: Runtime) -> dict[str, Any]:
+    return {"now": runtime.clock.now().isoformat(), "frozen": runtime.clock.frozen}
+
+
+# ---------------------------------------------------------------------------------------------- credentials
+
+
+async def getCredentials() -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+    runtime = _runtime()
+    return credentials_json(runtime, base_urls(runtime)), 200, JSON
+
+
+async def mintMagiclineKey(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+    return _runtime().building.mint_api_key(body["studio_id"], body.get("scopes")), 201, JSON
+
+
+async def mintSeamToken(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+    building = _runtime().building
+    owner = next((o for o in building.owners() if o.uuid == body["owner_id"]), None)
+    if owner is None:
+        raise Invalid(f"no owner {body['owner_id']}", field="owner_id")
+    return {"access_token": building.mint_token("seam", owner.id), "owner_id": owner.uuid}, 201, JSON
+
+
+async def mintVmsToken(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+    building = _runtime().building
+    token = building.mint_token("vms", body["user_id"])
+    return {"access_token": f"Bearer {token}", "user_id": body["user_id"]}, 201, JSON
+
+
+# ---------------------------------------------------------------------------------------------- state
+
+
+async def resetState() -> tuple[Any, int]:  # noqa: N802
+    _runtime().reset()
+    return NoContent, 204
+
+
+async def takeSnapshot() -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+    return _runtime().snapshot(), 200, JSON
+
+
+async def restoreSnapshot(body: dict[str, Any]) -> tuple[Any, int]:  # noqa: N802
+    _runtime().restore(body)
+    return NoContent, 204
+
+
+async def getBuilding() -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+    runtime = _runtime()
+    building = runtime.building
+    return {
+        "owners": [{"user_id": o.id, "owner_id": o.uuid, "login": o.login, "name": o.name}
+                   for o in building.owners()],
+        "studios": [{"studio_id": s.id, "name": s.name, "customers": n} for s, n in building.studios()],
+        "intercoms": [device_json(runtime, i) for i in building.intercoms()],
+    }, 200, JSON
+
+
+async def getSettings() -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+    return _runtime().settings.to_dict(), 200, JSON
+
+
+async def updateSettings(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+    runtime = _runtime()
+    for name, value in body.items():
+        if hasattr(runtime.settings, name):
+            setattr(runtime.settings, name, value)
+    runtime.journal.resize(runtime.settings.journal_size)
+    return runtime.settings.to_dict(), 200, JSON
+
+
+# ---------------------------------------------------------------------------------------------- clock
+
+
+async def getClock() -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+    return clock_json(_runtime()), 200, JSON
+
+
+async def setClock(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+    runtime = _runtime()
+    if "now" in body:
+        runtime.clock.set(datetime.fromisoformat(body["now"].replace("Z", "+00:00")))
+    if body.get("frozen") is True:
+        runtime.clock.freeze()
+    elif body.get("frozen") is False:
+        runtime.clock.unfreeze()
+    return clock_json(runtime), 200, JSON
+
+
+async def advanceClock(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+    runtime = _runtime()
+    runtime.clock.advance(seconds=float(body["seconds"]))
+    return clock_json(runtime), 200, JSON
+
+
+# ---------------------------------------------------------------------------------------------- faults
+
+
+async def listFaults() -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+    return {"faults": [f.to_dict() for f in _runtime().faults.all()]}, 200, JSON
+
+
+async def addFault(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+    runtime = _runtime()
+    api = body["api"]
+    if api not in runtime.vendors:
+        raise Invalid(f"the mock does not serve the {api} API", field="api")
+    operation_id = body.get("operation_id")
+    status = body.get("status")
+    if operation_id is not None:
+        if operation_id not in operations(api):
+            raise Invalid(f"{api} has no operation {operation_id}", field="operation_id")
+        if status is not None and status not in declared_statuses(api, operation_id):
+            raise Invalid(f"{operation_id} does not declare status {status}", field="status")
+    elif status is not None and not any(status in declared_statuses(api, op) for op in operations(api)):
+        raise Invalid(f"no {api} operation declares status {status}", field="status")
+    fault = runtime.faults.add(api=api, operation_id=operation_id, tenant=body.get("tenant"), status=status,
+                               latency_ms=body.get("latency_ms", 0), probability=body.get("probability", 1.0),
+                               count=body.get("count"))
+    return fault.to_dict(), 201, JSON
+
+
+async def clearFaults() -> tuple[Any, int]:  # noqa: N802
+    _runtime().faults.clear()
+    return NoContent, 204
+
+
+async def deleteFault(fault_id: str) -> tuple[Any, int]:  # noqa: N802
+    if not _runtime().faults.remove(fault_id):
+        from .domain.errors import NotFound
+
+        raise NotFound("Fault", fault_id)
+    return NoContent, 204
+
+
+# ---------------------------------------------------------------------------------------------- journal
+
+
+async def getJournal(api: str | None = None, operation_id: str | None = None, method: str | None = None,  # noqa: N802
+                     path: str | None = None, status: int | None = None, limit: int = 100
+                     ) -> tuple[dict[str, Any], int, dict[str, str]]:
+    entries = _runtime().journal.query(api=api, operation_id=operation_id, method=method, path=path,
+                                       status=status, limit=limit)
+    return {"entries": [e.to_dict() for e in entries]}, 200, JSON
+
+
+async def clearJournal() -> tuple[Any, int]:  # noqa: N802
+    _runtime().journal.clear()
+    return NoContent, 204
+
+
+# ---------------------------------------------------------------------------------------------- devices
+
+
+async def getDevice(intercom: str) -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+    runtime = _runtime()
+    return device_json(runtime, runtime.building.intercom(intercom)), 200, JSON
+
+
+async def setDeviceOnline(intercom: str, body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+    runtime = _runtime()
+    return device_json(runtime, runtime.building.set_online(intercom, body["online"])), 200, JSON
+
+
+async def presentCredential(intercom: str, body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+    runtime = _runtime()
+    decision = runtime.building.present(intercom, body["kind"], body["value"])
+    device = runtime.building.intercom(intercom)
+    return {
+        "granted": decision.granted,
+        "reason": decision.reason,
+        "detail": decision.detail,
+        "door": {"locked": device.unlocked_until_ms is None, "unlocked_until": _iso(device.unlocked_until_ms)},
+    }, 200, JSON
+
+
+async def programCode(intercom: str, body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+    runtime = _runtime()
+    building = runtime.building
+    device = building.intercom(intercom)
+    expires = (datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00")) if body.get("expires_at")
+               else datetime.fromtimestamp(runtime.clock.now().timestamp() + 365 * 86400, timezone.utc))
+    code = building.create_code(intercom=device, title=body["name"], expired_at=expires, created_by=None,
+                                owner_uuid=body.get("owner_id"), digits=body.get("code"))
+    return {"id": code.id, "access_code_id": code.uuid, "intercom_id": device.uuid, "owner_id": code.owner_uuid,
+            "code": code.digits, "name": code.title,
+            "expires_at": datetime.fromtimestamp(code.expired_at, timezone.utc).isoformat()}, 201, JSON
+
+
+async def getDeviceEvents(intercom: str, limit: int = 100) -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+    return {"events": _runtime().building.device_log(intercom, limit)}, 200, JSON
+
+
+# ---------------------------------------------------------------------------------------------- webhooks
+
+
+async def listWebhooks() -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+    return {"webhooks": [vars(h).copy() for h in _runtime().webhooks.all()]}, 200, JSON
+
+
+async def registerWebhook(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+    runtime = _runtime()
+    if all(studio.id != body["studio_id"] for studio, _ in runtime.building.studios()):
+        raise Invalid(f"no studio {body['studio_id']}", field="studio_id")
+    hook = runtime.webhooks.register(body["url"], body["studio_id"], body.get("api_key"))
+    return vars(hook).copy(), 201, JSON
+
+
+async def deleteWebhook(webhook_id: str) -> tuple[Any, int]:  # noqa: N802
+    if not _runtime().webhooks.remove(webhook_id):
+        from .domain.errors import NotFound
+
+        raise NotFound("Webhook", webhook_id)
+    return NoContent, 204
+
+
+async def listWebhookDeliveries() -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+    return {"deliveries": _runtime().webhooks.deliveries()}, 200, JSON

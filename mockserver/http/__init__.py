@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by the vendor adapters: errors, validation, security, middleware."""

@@ -1,0 +1,109 @@
+"""The request journal: a bounded ring of recent requests and responses, credentials redacted."""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+#: headers whose values never reach the journal
+SECRET_HEADERS = frozenset({"authorization", "x-api-key", "x-mock-control-token", "cookie", "set-cookie"})
+#: body fields whose values never reach the journal
+SECRET_FIELDS = ("password", "client_secret", "access_token", "code", "api_key", "session_id")
+BODY_LIMIT = 16_384
+
+
+def redact_headers(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for raw_name, raw_value in headers:
+        name = raw_name.decode("latin-1").lower()
+        result[name] = "***" if name in SECRET_HEADERS else raw_value.decode("latin-1")
+    return result
+
+
+def redact_body(body: bytes) -> str | None:
+    if not body:
+        return None
+    text = body[:BODY_LIMIT].decode("utf-8", errors="replace")
+    try:
+        import json
+
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        for name in SECRET_FIELDS:
+            if name in data:
+                data[name] = "***"
+        return json.dumps(data, ensure_ascii=False)
+    if "=" in text and "&" in text or text.count("=") == 1:
+        from urllib.parse import parse_qsl, urlencode
+
+        pairs = [(k, "***" if k in SECRET_FIELDS else v) for k, v in parse_qsl(text, keep_blank_values=True)]
+        if pairs:
+            return urlencode(pairs)
+    return text
+
+
+@dataclass
+class JournalEntry:
+    id: int
+    at: str
+    api: str
+    method: str
+    path: str
+    query: str
+    status: int
+    duration_ms: float
+    operation_id: str | None = None
+    request_headers: dict[str, str] = field(default_factory=dict)
+    request_body: str | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    response_body: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Journal:
+    """Thread-safe ring buffer; ``size`` 0 switches recording off."""
+
+    def __init__(self, size: int = 1000) -> None:
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._entries: collections.deque[JournalEntry] = collections.deque(maxlen=max(size, 1))
+        self.size = size
+
+    def resize(self, size: int) -> None:
+        with self._lock:
+            self.size = size
+            self._entries = collections.deque(self._entries, maxlen=max(size, 1))
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    def add(self, entry: JournalEntry) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._entries.append(entry)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def query(self, *, api: str | None = None, operation_id: str | None = None, method: str | None = None,
+              path: str | None = None, status: int | None = None, limit: int = 100) -> list[JournalEntry]:
+        with self._lock:
+            entries = list(self._entries)
+        matched = [
+            e for e in entries
+            if (api is None or e.api == api)
+            and (operation_id is None or e.operation_id == operation_id)
+            and (method is None or e.method == method.upper())
+            and (path is None or e.path.startswith(path))
+            and (status is None or e.status == status)
+        ]
+        return matched[-limit:]

@@ -1,0 +1,205 @@
+"""ASGI middleware around the Connexion app.
+
+`MockHttpMiddleware` wraps everything: it hands the runtime to the request, answers the Pusher websocket,
+guards the control API, bounds request bodies, stamps the simulated `Date` header and records the journal.
+`LimitsAndFaults` sits inside Connexion, after routing and security (so it knows the operation and the
+tenant), and applies rate limits and injected faults before the request reaches validation and the handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import hmac
+import time
+from typing import TYPE_CHECKING, Any
+
+from connexion.lifecycle import ConnexionRequest
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from .errors import FieldError
+from .journal import JournalEntry, redact_body, redact_headers
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+CONTROL_PREFIX = "/_mock"
+
+
+def runtime_of(scope: Scope) -> Runtime:
+    return scope["state"]["mock"]
+
+
+def routing_info(scope: Scope) -> tuple[str | None, str | None]:
+    """(operation id, API base path) once Connexion has routed the request."""
+    routing = scope.get("extensions", {}).get("connexion_routing", {})
+    operation_id = routing.get("operation_id")
+    if operation_id:
+        # The resolver turns the contract's operationId into a module path; the contract's name is its end.
+        operation_id = operation_id.rsplit(".", 1)[-1]
+    return operation_id, routing.get("api_base_path")
+
+
+def token_info_of(scope: Scope) -> dict[str, Any] | None:
+    return scope.get("extensions", {}).get("connexion_context", {}).get("token_info")
+
+
+class BodyTooLarge(FieldError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(location="body", field=None, rule="maxBytes",
+                         message=f"The request body is larger than {limit} bytes", constraint=limit)
+
+
+class MockHttpMiddleware:
+    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        runtime = self.runtime
+        if runtime.webhooks.loop is None:
+            runtime.webhooks.loop = asyncio.get_running_loop()
+        state = scope.setdefault("state", {})
+        state["mock"] = runtime
+        path: str = scope["path"]
+
+        if runtime.control_token and (path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/")):
+            given = dict(scope["headers"]).get(b"x-mock-control-token", b"").decode("latin-1")
+            if not hmac.compare_digest(given, runtime.control_token):
+                response = JSONResponse({"type": "about:blank", "title": "Unauthorized", "status": 401,
+                                         "detail": "The control API needs the X-Mock-Control-Token header"},
+                                        status_code=401, media_type="application/problem+json")
+                await response(scope, receive, send)
+                return
+
+        started = time.perf_counter()
+        limit = runtime.settings.max_body_bytes
+        journal = runtime.journal
+        recording = journal.size > 0
+        request_chunks: list[bytes] = []
+        received = 0
+
+        async def bounded_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                chunk = message.get("body", b"")
+                received += len(chunk)
+                if received > limit:
+                    raise BodyTooLarge(limit)
+                if recording and sum(map(len, request_chunks)) < 65_536:
+                    request_chunks.append(chunk)
+            return message
+
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                # Refuse before reading; the body is the vendor's validation error.
+                bounded_receive = _oversized_receive(limit)  # noqa: F811
+                break
+
+        status = 0
+        response_headers: list[tuple[bytes, bytes]] = []
+        response_chunks: list[bytes] = []
+        date = email.utils.formatdate(runtime.clock.now().timestamp(), usegmt=True).encode()
+
+        async def stamped_send(message: Message) -> None:
+            nonlocal status, response_headers
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                headers.append((b"date", date))
+                message = {**message, "headers": headers}
+                response_headers = headers
+            elif recording and message["type"] == "http.response.body":
+                if sum(map(len, response_chunks)) < 65_536:
+                    response_chunks.append(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, bounded_receive, stamped_send)
+        finally:
+            if recording:
+                operation_id, _ = routing_info(scope)
+                journal.add(JournalEntry(
+                    id=journal.next_id(),
+                    at=runtime.clock.now().isoformat(),
+                    api=_api_of(runtime, path),
+                    method=scope["method"],
+                    path=path,
+                    query=scope.get("query_string", b"").decode("latin-1"),
+                    status=status,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                    operation_id=operation_id,
+                    request_headers=redact_headers(scope["headers"]),
+                    request_body=redact_body(b"".join(request_chunks)),
+                    response_headers=redact_headers(response_headers),
+                    response_body=redact_body(b"".join(response_chunks)),
+                ))
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hub = self.runtime.hub
+        vms = self.runtime.vendors.get("vms")
+        websocket = WebSocket(scope, receive, send)
+        if hub is None or vms is None or not scope["path"].startswith(vms.prefix + "/ws/app/"):
+            await websocket.close(code=1008)
+            return
+        scope.setdefault("path_params", {})["app_key"] = scope["path"].rsplit("/", 1)[-1]
+        await hub.endpoint(websocket)
+
+
+def _oversized_receive(limit: int):  # type: ignore[no-untyped-def]
+    async def receive() -> Message:
+        raise BodyTooLarge(limit)
+
+    return receive
+
+
+def _api_of(runtime: Runtime, path: str) -> str:
+    if path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/"):
+        return "control"
+    vendor = runtime.vendor_for_path(path)
+    return vendor.name if vendor else "other"
+
+
+class LimitsAndFaults:
+    """Inside Connexion, after security: the vendor's rate limits, then any injected fault."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        runtime = runtime_of(scope)
+        vendor = runtime.vendor_for_path(scope["path"])
+        if vendor is not None:
+            operation_id, _ = routing_info(scope)
+            token_info = token_info_of(scope)
+            request = ConnexionRequest(scope, receive)
+            if operation_id is not None:
+                vendor.limit(request, operation_id, token_info)
+            fault = runtime.faults.match(vendor.name, operation_id, vendor.tenant(token_info),
+                                         _declared(vendor.name, operation_id))
+            if fault is not None:
+                if fault.latency_ms:
+                    await asyncio.sleep(fault.latency_ms / 1000)
+                if fault.status is not None:
+                    raise vendor.status(request, fault.status, operation_id)
+        await self.app(scope, receive, send)
+
+
+def _declared(api: str, operation_id: str | None) -> set[int]:
+    from ..contracts import declared_statuses
+
+    if operation_id is None:
+        return set()
+    return declared_statuses(api, operation_id)

@@ -1,0 +1,105 @@
+"""One running mock: the building plus everything the HTTP side keeps (settings, journal, faults, limits)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .domain.building import Building
+from .domain.clock import ManualClock
+from .http.faults import Faults
+from .http.journal import Journal
+from .http.ratelimit import FixedWindowLimiter
+
+if TYPE_CHECKING:
+    from .http.vendor import Vendor
+    from .push import PusherHub
+
+SNAPSHOT_FORMAT = "doorcodes-snapshot/1"
+
+
+@dataclass
+class Settings:
+    """Knobs a user may change at start or through the control API."""
+
+    magicline_rate_limit_per_minute: int = 1000
+    vms_wsurl_limit_per_5_minutes: int = 20
+    journal_size: int = 1000
+    seam_allowed_redirect_hosts: list[str] = field(default_factory=list)
+    max_body_bytes: int = 1_048_576
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Runtime:
+    """Everything one mock instance holds; created by `mockserver.app.create_app`."""
+
+    def __init__(self, building: Building, clock: ManualClock, *, fixtures: dict[str, Any],
+                 settings: Settings | None = None, public_url: str | None = None,
+                 control_token: str | None = None, seed: int | None = None) -> None:
+        self.building = building
+        self.clock = clock
+        self.fixtures = fixtures
+        self.settings = settings or Settings()
+        self.public_url = public_url.rstrip("/") if public_url else None
+        #: None: the control API is open (loopback); else the token it requires
+        self.control_token = control_token
+        self.journal = Journal(self.settings.journal_size)
+        self.faults = Faults(seed)
+        self.limiter = FixedWindowLimiter()
+        self.vendors: dict[str, Vendor] = {}
+        self.hub: PusherHub | None = None
+        self.pusher_app_key = "doorcodes-vms"
+        self.pusher_app_secret = secrets.token_hex(16) if seed is None else f"secret-{seed}"
+        from .webhooks import Webhooks
+
+        self.webhooks = Webhooks(self)
+
+    # --- which API a path belongs to
+
+    def vendor_for_path(self, path: str) -> Vendor | None:
+        for vendor in self.vendors.values():
+            if path == vendor.prefix or path.startswith(vendor.prefix + "/"):
+                return vendor
+        return None
+
+    def base_url(self, headers: Any, scheme: str = "http") -> str:
+        """The absolute base the clients see: ``--public-url``, else the request's own host."""
+        if self.public_url:
+            return self.public_url
+        host = headers.get("host") or "127.0.0.1"
+        return f"{scheme}://{host}"
+
+    # --- whole state
+
+    def save_clock(self) -> None:
+        self.building.save_meta("clock", self.clock.to_dict())
+
+    def reset(self) -> None:
+        """Back to the fixtures: state, clock, faults, journal and limits."""
+        self.building.clear()
+        self.faults.clear()
+        self.journal.clear()
+        self.limiter.clear()
+        self.webhooks.clear()
+        start = self.fixtures.get("clock")
+        if start:
+            from datetime import datetime
+
+            self.clock.set(datetime.fromisoformat(str(start).replace("Z", "+00:00")))
+        self.building.load_fixtures({k: v for k, v in self.fixtures.items() if k != "clock"})
+        self.save_clock()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"format": SNAPSHOT_FORMAT, "clock": self.clock.to_dict(), "state": self.building.snapshot_records()}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        if snapshot.get("format") != SNAPSHOT_FORMAT or "state" not in snapshot:
+            raise ValueError(f"not a snapshot of format {SNAPSHOT_FORMAT}")
+        self.building.restore_records(snapshot["state"])
+        if snapshot.get("clock"):
+            self.clock.restore(snapshot["clock"])
+        self.save_clock()
+        self.limiter.clear()

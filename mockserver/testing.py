@@ -1,0 +1,118 @@
+"""Run the mock inside your own tests, without a subprocess.
+
+    from mockserver.testing import start_mock
+
+    with start_mock(seed=0) as mock:
+        httpx.get(mock.urls["seam"] + "/health")
+        token = mock.credentials["vms"][0]["access_token"]
+        mock.clock.advance(hours=25)
+
+With pytest, the `mock_server` fixture (registered by this package's pytest plugin) yields the same object for
+each test, on a fresh demo building with a frozen clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pytest
+import uvicorn
+from starlette.types import ASGIApp
+
+from .app import VENDOR_APIS, MockApp, create_app
+from .control import credentials_json
+from .domain.building import Rules
+from .domain.clock import ManualClock
+from .runtime import Runtime, Settings
+
+__all__ = ["RunningMock", "mock_server", "start_mock"]
+
+
+@dataclass
+class RunningMock:
+    """A mock serving on 127.0.0.1 in a background thread."""
+
+    base_url: str
+    #: base URL of each API: "magicline", "seam", "vms" and "control"
+    urls: dict[str, str]
+    #: the same data as GET /_mock/credentials
+    credentials: dict[str, Any]
+    clock: ManualClock
+    runtime: Runtime
+    app: MockApp
+    _server: uvicorn.Server = field(repr=False)
+    _thread: threading.Thread = field(repr=False)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> RunningMock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _free_socket(host: str) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    return sock
+
+
+def start_mock(
+    *,
+    seed: int | None = 0,
+    fixtures: str | pathlib.Path | dict[str, Any] | None = None,
+    state_path: str | pathlib.Path | None = None,
+    apis: tuple[str, ...] = VENDOR_APIS,
+    start: datetime | None = None,
+    frozen: bool = True,
+    settings: Settings | None = None,
+    rules: Rules | None = None,
+    validate_responses: bool = False,
+    wrap: Callable[[ASGIApp], ASGIApp] | None = None,
+    host: str = "127.0.0.1",
+) -> RunningMock:
+    """Start a mock on a free port and wait until it answers. ``wrap`` may wrap the whole ASGI app (to plant
+    a bug, for instance). The clock is frozen by default so tests decide when time passes."""
+    clock = ManualClock(start, frozen=frozen)
+    app = create_app(seed=seed, fixtures=fixtures, state_path=state_path, apis=apis, clock=clock,
+                     settings=settings, rules=rules, validate_responses=validate_responses)
+    asgi: ASGIApp = wrap(app) if wrap is not None else app
+    sock = _free_socket(host)
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(asgi, log_level="warning", date_header=False, lifespan="off", ws="websockets-sansio")
+    server = uvicorn.Server(config)
+
+    def serve() -> None:
+        asyncio.run(server.serve(sockets=[sock]))
+
+    thread = threading.Thread(target=serve, name=f"mockserver-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the mock server did not start")
+        time.sleep(0.005)
+    base = f"http://{host}:{port}"
+    urls = {name: f"{base}{vendor.prefix}" for name, vendor in app.runtime.vendors.items()}
+    urls["control"] = f"{base}/_mock"
+    return RunningMock(base_url=base, urls=urls, credentials=credentials_json(app.runtime, urls), clock=clock,
+                       runtime=app.runtime, app=app, _server=server, _thread=thread)
+
+
+@pytest.fixture
+def mock_server() -> Iterator[RunningMock]:
+    """A fresh mock (demo building, seed 0, frozen clock, response validation on) for one test."""
+    with start_mock(seed=0, validate_responses=True) as mock:
+        yield mock

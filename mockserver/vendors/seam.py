@@ -1,0 +1,213 @@
+"""Seam-compatible intercom device cloud (openapi/seam.yaml): OAuth for the owner's consent, then intercoms,
+doors and access codes; errors are `{error_id, error_message}`."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from connexion.lifecycle import ConnexionRequest
+from starlette.responses import HTMLResponse, RedirectResponse
+
+from ..domain.errors import DeviceOffline, DomainError, Invalid, NotFound, Unauthenticated
+from ..domain.model import AccessCode, Intercom
+from ..http.errors import ApiError, FieldError
+from ..http.vendor import Vendor
+from . import _context
+
+SEAM_REDIRECT_SUFFIX = ".integrations.getseam.com"
+CLIENT_ID = "seam"
+CLIENT_SECRET = "seamsecret"
+
+#: the documented error of each operation that reaches the door
+DOOR_ERRORS = {"unlockIntercom": "INTERCOM_DISCONNECTED", "deleteAccessCode": "ACCESS_CODE_REMOVAL_FAILED"}
+
+
+def error(status: int, error_id: str, message: str, headers: dict[str, str] | None = None) -> ApiError:
+    return ApiError(status, {"error_id": error_id, "error_message": message}, headers=headers)
+
+
+class SeamVendor(Vendor):
+    name = "seam"
+    prefix = "/seam"
+
+    def tenant(self, token_info: dict[str, Any] | None) -> str | None:
+        return None if token_info is None else token_info["owner_id"]
+
+    def verify_bearer(self, request: ConnexionRequest, token: str, scheme: dict[str, Any]) -> dict[str, Any]:
+        owner = self.runtime.building.user_for_token("seam", token)
+        if owner is None:
+            raise self.unauthenticated(request)
+        return {"sub": owner.id, "user_id": owner.id, "owner_id": owner.uuid}
+
+    def invalid(self, request: ConnexionRequest, error_: FieldError, operation_id: str | None) -> ApiError:
+        where = error_.field or "body"
+        return error(400, "INVALID_INPUT", f"{where}: {error_.message}")
+
+    def unauthenticated(self, request: ConnexionRequest) -> ApiError:
+        return error(401, "UNAUTHORIZED", "Missing or invalid access token")
+
+    def forbidden(self, request: ConnexionRequest, message: str) -> ApiError:
+        return error(403, "FORBIDDEN", message or "Forbidden")
+
+    def not_found(self, request: ConnexionRequest, message: str) -> ApiError:
+        return error(404, "NOT_FOUND", message)
+
+    def method_not_allowed(self, request: ConnexionRequest, allowed: str) -> ApiError:
+        return error(405, "METHOD_NOT_ALLOWED", f"{request.method} is not allowed here",
+                     headers={"Allow": allowed})
+
+    def domain_error(self, request: ConnexionRequest, error_: DomainError, operation_id: str | None) -> ApiError:
+        if isinstance(error_, NotFound):
+            if error_.field == "access_code_id":
+                return error(404, "ACCESS_CODE_NOT_FOUND", "Access code not found")
+            return error(404, "INTERCOM_NOT_FOUND", "Intercom not found")
+        if isinstance(error_, DeviceOffline):
+            error_id = DOOR_ERRORS.get(operation_id or "", "INTERCOM_DISCONNECTED")
+            return error(500, error_id, error_.message)
+        if isinstance(error_, Unauthenticated):
+            return self.unauthenticated(request)
+        if isinstance(error_, Invalid) and error_.field == "code" and operation_id == "exchangeToken":
+            return error(400, "INVALID_GRANT", error_.message)
+        return error(400, "INVALID_INPUT", error_.message)
+
+    def rate_limited(self, request: ConnexionRequest, retry_after: int) -> ApiError:
+        return error(429, "RATE_LIMITED", "Too many requests", headers={"Retry-After": str(retry_after)})
+
+    def status(self, request: ConnexionRequest, status: int, operation_id: str | None) -> ApiError:
+        if status == 500:
+            return error(500, DOOR_ERRORS.get(operation_id or "", "INTERNAL_ERROR"), "Unexpected Server Error")
+        ids = {400: "INVALID_INPUT", 401: "UNAUTHORIZED", 404: "NOT_FOUND"}
+        return error(status, ids.get(status, "ERROR"), "Injected failure")
+
+    # --- OAuth
+
+    def redirect_allowed(self, uri: str) -> bool:
+        parts = urlsplit(uri)
+        host = (parts.hostname or "").lower()
+        if parts.scheme == "https" and host.endswith(SEAM_REDIRECT_SUFFIX):
+            return True
+        extra = [h.lower().lstrip(".") for h in self.runtime.settings.seam_allowed_redirect_hosts]
+        return parts.scheme in ("http", "https") and any(host == h or host.endswith("." + h) for h in extra)
+
+
+def _vendor() -> SeamVendor:
+    vendor = _context.runtime().vendors["seam"]
+    assert isinstance(vendor, SeamVendor)
+    return vendor
+
+
+def _owner_id() -> int:
+    return _context.principal()["user_id"]
+
+
+def intercom_json(intercom: Intercom) -> dict[str, Any]:
+    return {"intercom_id": intercom.uuid, "name": intercom.title, "model": intercom.model,
+            "address": intercom.address}
+
+
+def code_json(code: AccessCode, intercom: Intercom) -> dict[str, Any]:
+    return {"access_code_id": code.uuid, "intercom_id": intercom.uuid, "owner_id": code.owner_uuid,
+            "code": code.digits, "name": code.title}
+
+
+LOGIN_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Sign in to connect your intercoms</title></head>
+<body>
+<h1>Sign in</h1>
+<p>Seam asks to manage your intercoms' doors and access codes.</p>
+{message}
+<form method="post" action="{action}">
+  <label>Email <input type="text" name="email" autocomplete="username"></label><br>
+  <label>Password <input type="password" name="password" autocomplete="current-password"></label><br>
+  <input type="hidden" name="redirect_uri" value="{redirect_uri}">
+  <input type="hidden" name="state" value="{state}">
+  <button type="submit">Sign in</button>
+</form>
+</body></html>
+"""
+
+
+def _login_page(redirect_uri: str, state: str | None, message: str = "") -> str:
+    action = f"{_context.runtime().vendors['seam'].prefix}/authorize"
+    note = f'<p role="alert">{html.escape(message)}</p>' if message else ""
+    return LOGIN_PAGE.format(message=note, action=html.escape(action), redirect_uri=html.escape(redirect_uri),
+                             state=html.escape(state or ""))
+
+
+def _refuse_redirect() -> ApiError:
+    return error(400, "INVALID_REDIRECT_URI",
+                 "redirect_uri must be an https address under integrations.getseam.com")
+
+
+# ---------------------------------------------------------------------------------------------- handlers
+
+
+async def authorizePage(redirect_uri: str, state: str | None = None, client_id: str | None = None,  # noqa: N802
+                        response_type: str | None = None) -> HTMLResponse:
+    if not _vendor().redirect_allowed(redirect_uri):
+        raise _refuse_redirect()
+    return HTMLResponse(_login_page(redirect_uri, state))
+
+
+async def authorizeLogin(body: dict[str, Any]) -> Any:  # noqa: N802
+    redirect_uri = body["redirect_uri"]
+    if not _vendor().redirect_allowed(redirect_uri):
+        raise _refuse_redirect()
+    building = _context.runtime().building
+    try:
+        owner = building.owner_by_credentials(body["email"], body["password"])
+    except Unauthenticated:
+        return HTMLResponse(_login_page(redirect_uri, body.get("state"), "Wrong email or password."),
+                            status_code=401)
+    code = building.create_oauth_code(owner.id, redirect_uri)
+    query = {"code": code, **({"state": body["state"]} if body.get("state") else {})}
+    separator = "&" if "?" in redirect_uri else "?"
+    return RedirectResponse(f"{redirect_uri}{separator}{urlencode(query)}", status_code=302)
+
+
+async def exchangeToken(body: dict[str, Any]) -> tuple[dict[str, Any], int]:  # noqa: N802
+    if body["client_id"] != CLIENT_ID or body["client_secret"] != CLIENT_SECRET:
+        raise error(401, "INVALID_CLIENT", "Unknown client or wrong client secret")
+    token = _context.runtime().building.exchange_oauth_code(body["code"])
+    return {"access_token": token}, 200
+
+
+async def listIntercoms() -> tuple[dict[str, Any], int]:  # noqa: N802
+    intercoms = _context.runtime().building.owner_intercoms(_owner_id())
+    return {"intercoms": [intercom_json(i) for i in intercoms]}, 200
+
+
+async def getIntercom(intercom_id: str) -> tuple[dict[str, Any], int]:  # noqa: N802
+    intercom = _context.runtime().building.owner_intercom(_owner_id(), intercom_uuid=intercom_id)
+    return intercom_json(intercom), 200
+
+
+async def unlockIntercom(intercom_id: str, body: dict[str, Any]) -> tuple[dict[str, Any], int]:  # noqa: N802
+    building = _context.runtime().building
+    intercom = building.owner_intercom(_owner_id(), intercom_uuid=intercom_id)
+    building.unlock(intercom, int(body["unlock_time"]), by="seam")
+    return {"ok": True}, 200
+
+
+async def listAccessCodes(intercom_id: str) -> tuple[dict[str, Any], int]:  # noqa: N802
+    building = _context.runtime().building
+    intercom = building.owner_intercom(_owner_id(), intercom_uuid=intercom_id)
+    return {"access_codes": [code_json(c, intercom) for c in building.intercom_codes(intercom)]}, 200
+
+
+async def getAccessCode(access_code_id: str) -> tuple[dict[str, Any], int]:  # noqa: N802
+    building = _context.runtime().building
+    code = building.owner_code(_owner_id(), access_code_id)
+    code, intercom = building.code_with_intercom(code.id)
+    return code_json(code, intercom), 200
+
+
+async def deleteAccessCode(access_code_id: str) -> tuple[dict[str, Any], int]:  # noqa: N802
+    _context.runtime().building.remove_owner_code(_owner_id(), access_code_id)
+    return {"ok": True}, 200
+
+
+async def health() -> tuple[dict[str, Any], int]:
+    return {"ok": True}, 200

@@ -1,0 +1,405 @@
+"""AIPIX VMS client API (openapi/vms.yaml): Laravel's bodies, paginator and validation messages."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+from connexion import NoContent
+from connexion.lifecycle import ConnexionRequest
+
+from ..contracts import operations
+from ..domain.errors import (
+    DeviceOffline,
+    DomainError,
+    Invalid,
+    NotFound,
+    TooManySessions,
+    Unauthenticated,
+)
+from ..domain.model import AccessCode, Intercom, Owner
+from ..http.errors import ApiError, FieldError
+from ..http.vendor import Vendor
+from . import _context
+
+WSURL_WINDOW_SECONDS = 300
+
+
+# ---------------------------------------------------------------------------------------------- rendering
+
+
+def _ymd_his(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _iso_micro(epoch_us: int) -> str:
+    moment = datetime.fromtimestamp(epoch_us // 1_000_000, timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_us % 1_000_000:06d}Z"
+
+
+def intercom_json(intercom: Intercom) -> dict[str, Any]:
+    return {
+        "id": intercom.id,
+        "title": intercom.title,
+        "is_online": intercom.online,
+        "department": intercom.department,
+        "address": intercom.address,
+        "created_at": _ymd_his(intercom.created_at),
+        "updated_at": _iso_micro(intercom.updated_at),
+    }
+
+
+def code_json(code: AccessCode, intercom: Intercom, now: float) -> dict[str, Any]:
+    return {
+        "id": code.id,
+        "title": code.title,
+        "code": code.digits,
+        "expired_at": _ymd_his(code.expired_at),
+        "is_expired": code.is_expired(now),
+        "will_deleted_at": _ymd_his(code.will_deleted_at),
+        "created_at": _ymd_his(code.created_at),
+        "intercom": intercom_json(intercom),
+    }
+
+
+def user_json(owner: Owner, session_id: str) -> dict[str, Any]:
+    return {
+        "id": owner.id,
+        "login": owner.login,
+        "name": owner.name,
+        "parent_id": None,
+        "permissions": [],
+        "created_at": _ymd_his(owner.created_at) or "",
+        "updated_at": _ymd_his(owner.updated_at) or "",
+        "access_token_id": session_id,
+        "can_update_password": True,
+        "analytic_license": [],
+    }
+
+
+def paginator(items: list[dict[str, Any]], *, total: int, page: int, per_page: int, path: str) -> dict[str, Any]:
+    """Laravel's LengthAwarePaginator as an API resource collection, link window included."""
+    last_page = max(1, math.ceil(total / per_page))
+
+    def url(number: int) -> str:
+        return f"{path}?page={number}"
+
+    first_item = (page - 1) * per_page + 1 if items else None
+    links = [{"url": url(page - 1) if page > 1 else None, "label": "pagination.previous", "active": False}]
+    for element in _url_window(page, last_page):
+        if element is None:
+            links.append({"url": None, "label": "...", "active": False})
+        else:
+            links.append({"url": url(element), "label": str(element), "active": element == page})
+    links.append({"url": url(page + 1) if page < last_page else None, "label": "pagination.next", "active": False})
+    return {
+        "data": items,
+        "links": {
+            "first": url(1),
+            "last": url(last_page),
+            "prev": url(page - 1) if page > 1 else None,
+            "next": url(page + 1) if page < last_page else None,
+        },
+        "meta": {
+            "current_page": page,
+            "from": first_item,
+            "last_page": last_page,
+            "links": links,
+            "path": path,
+            "per_page": per_page,
+            "to": first_item + len(items) - 1 if first_item is not None else None,
+            "total": total,
+        },
+    }
+
+
+def _url_window(page: int, last_page: int, on_each_side: int = 3) -> list[int | None]:
+    """Laravel's UrlWindow: every page on short lists, else the ends plus a slider, with None for "..."."""
+    if last_page < on_each_side * 2 + 8:
+        return list(range(1, last_page + 1))
+    window = on_each_side + 4
+    start, finish = [1, 2], [last_page - 1, last_page]
+    has_pages = page != 1 or page < last_page
+    if not has_pages:
+        return []
+    if page <= window:
+        return [*range(1, window + on_each_side + 1), None, *finish]
+    if page > last_page - window:
+        return [*start, None, *range(last_page - (window + (on_each_side - 1)), last_page + 1)]
+    return [*start, None, *range(page - on_each_side, page + on_each_side + 1), None, *finish]
+
+
+# ---------------------------------------------------------------------------------------------- errors
+
+_TYPE_WORDS = {"string": "a string", "integer": "an integer", "array": "an array", "object": "an array",
+               "boolean": "true or false", "number": "a number"}
+
+
+def _attribute(field: str) -> str:
+    return field.replace("_", " ") if "." not in field else field
+
+
+def laravel_message(field: str, rule: str, constraint: Any) -> str:
+    """The message Laravel's English validator would give for one failed rule."""
+    name = _attribute(field)
+    if rule == "required":
+        return f"The {name} field is required."
+    if rule == "type":
+        expected = constraint[0] if isinstance(constraint, list) else constraint
+        return f"The {name} field must be {_TYPE_WORDS.get(expected, expected)}."
+    if rule == "maxLength":
+        return f"The {name} field must not be greater than {constraint} characters."
+    if rule == "minLength":
+        return f"The {name} field must be at least {constraint} characters."
+    if rule == "maximum":
+        return f"The {name} field must not be greater than {constraint}."
+    if rule == "minimum":
+        return f"The {name} field must be at least {constraint}."
+    if rule == "maxItems":
+        return f"The {name} field must not have more than {constraint} items."
+    if rule == "minItems":
+        return f"The {name} field must have at least {constraint} items."
+    if rule == "enum":
+        return f"The selected {name} is invalid."
+    if rule == "pattern" and field == "expired_at":
+        return f"The {name} field must match the format Y-m-d H:i."
+    return f"The {name} field format is invalid."
+
+
+def validation_error(errors: dict[str, list[str]]) -> ApiError:
+    messages = [m for ms in errors.values() for m in ms]
+    message = messages[0]
+    if len(messages) > 1:
+        more = len(messages) - 1
+        message += f" (and {more} more error{'s' if more > 1 else ''})"
+    return ApiError(422, {"message": message, "errors": errors})
+
+
+def _required_body_fields(operation_id: str | None) -> list[str]:
+    if operation_id is None:
+        return []
+    _, _, operation = operations("vms")[operation_id]
+    content = operation.get("requestBody", {}).get("content", {})
+    schema = content.get("application/json", {}).get("schema", {})
+    ref = schema.get("$ref")
+    if ref:
+        from ..contracts import load_contract
+
+        schema = load_contract("vms")["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+    return list(schema.get("required", []))
+
+
+class VmsVendor(Vendor):
+    name = "vms"
+    prefix = "/vms"
+
+    def tenant(self, token_info: dict[str, Any] | None) -> str | None:
+        return None if token_info is None else str(token_info["user_id"])
+
+    def verify_bearer(self, request: ConnexionRequest, token: str, scheme: dict[str, Any]) -> dict[str, Any]:
+        owner = self.runtime.building.user_for_token("vms", token)
+        if owner is None:
+            raise self.unauthenticated(request)
+        return {"sub": owner.id, "user_id": owner.id, "token": token}
+
+    def invalid(self, request: ConnexionRequest, error: FieldError, operation_id: str | None) -> ApiError:
+        errors: dict[str, list[str]] = {}
+        for violation in getattr(error, "violations", [error]):
+            if violation.rule in ("json", "form") or (violation.field is None and violation.rule == "required"):
+                # Laravel reads an unparsable or missing body as no input: every required field is missing.
+                for name in _required_body_fields(operation_id) or ["body"]:
+                    errors.setdefault(name, []).append(laravel_message(name, "required", None))
+                continue
+            if violation.rule == "maxBytes":
+                errors.setdefault("body", []).append("The request body is too large.")
+                continue
+            field = violation.field or "body"
+            if violation.location == "header":
+                field = field.lower()
+            if field in errors:
+                continue  # Laravel stops at a field's first failing rule once it is blank or of the wrong type
+            rule = violation.rule
+            if (rule == "minLength" and violation.constraint == 1) or (rule == "pattern" and violation.constraint == "\\S"):
+                rule = "required"  # Laravel trims strings and turns empty ones into null: a blank is a missing value
+            errors[field] = [laravel_message(field, rule, violation.constraint)]
+        return validation_error(errors or {"body": ["The request is invalid."]})
+
+    def unauthenticated(self, request: ConnexionRequest) -> ApiError:
+        return ApiError(401, {"message": "Unauthenticated."})
+
+    def forbidden(self, request: ConnexionRequest, message: str) -> ApiError:
+        return ApiError(403, {"message": message or "This action is unauthorized."})
+
+    def not_found(self, request: ConnexionRequest, message: str) -> ApiError:
+        return ApiError(404, {"message": message})
+
+    def method_not_allowed(self, request: ConnexionRequest, allowed: str) -> ApiError:
+        path = request.url.path.removeprefix(self.prefix).lstrip("/")
+        message = f"The {request.method} method is not supported for route {path}. Supported methods: {allowed}."
+        return ApiError(405, {"message": message}, headers={"Allow": allowed})
+
+    def domain_error(self, request: ConnexionRequest, error: DomainError, operation_id: str | None) -> ApiError:
+        if isinstance(error, NotFound):
+            entity = error.entity.replace(" ", "")
+            return ApiError(404, {"message": f"No query results for model [App\\Models\\{entity}] {error.ident}"})
+        if isinstance(error, TooManySessions):
+            return ApiError(419, {"message": error.message, "session_id": error.session_id})
+        if isinstance(error, DeviceOffline):
+            return validation_error({"intercom": ["The intercom is offline."]})
+        if isinstance(error, Unauthenticated):
+            return self.unauthenticated(request)
+        field = error.field or "request"
+        message = error.message
+        if isinstance(error, Invalid) and field == "expired_at":
+            message = "The expired at field must be a date after now."
+        return validation_error({field: [message]})
+
+    def rate_limited(self, request: ConnexionRequest, retry_after: int) -> ApiError:
+        return ApiError(429, {"message": "Too Many Attempts."},
+                        headers={"Retry-After": str(retry_after), "X-RateLimit-Remaining": "0"})
+
+    def status(self, request: ConnexionRequest, status: int, operation_id: str | None) -> ApiError:
+        if status == 401:
+            return self.unauthenticated(request)
+        if status == 403:
+            return self.forbidden(request, "")
+        if status == 404:
+            return self.not_found(request, "Not Found")
+        if status == 419:
+            return ApiError(419, {"message": "Too many sessions.", "session_id": "0" * 80})
+        if status == 422:
+            return validation_error({"request": ["The request could not be processed."]})
+        if status == 429:
+            return self.rate_limited(request, 60)
+        return ApiError(status, {"message": "Server Error"})
+
+    def limit(self, request: ConnexionRequest, operation_id: str, token_info: dict[str, Any] | None) -> None:
+        if operation_id != "getWsUrl":
+            return
+        device = request.headers.get("x-uuid") or (request.client.host if request.client else "?")
+        wait = self.runtime.limiter.hit(("vms", "wsurl", device),
+                                        limit=self.runtime.settings.vms_wsurl_limit_per_5_minutes,
+                                        window=WSURL_WINDOW_SECONDS,
+                                        now=self.runtime.clock.now().timestamp(), aligned=False)
+        if wait:
+            raise self.rate_limited(request, wait)
+
+
+# ---------------------------------------------------------------------------------------------- handlers
+
+
+def _user_id() -> int:
+    return _context.principal()["user_id"]
+
+
+def _socket_id() -> str | None:
+    socket_id = _context.header("x-socket-id")
+    return socket_id or None
+
+
+async def login(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    building = _context.runtime().building
+    owner, token, session_id = building.vms_login(body["login"].strip(), body["password"],
+                                                  session_id=(body.get("session_id") or None))
+    return {"user": user_json(owner, session_id), "access_token": f"Bearer {token}"}, 200
+
+
+async def listCodes(page: int = 1, per_page: int = 25) -> tuple[dict[str, Any], int]:  # noqa: N802
+    runtime = _context.runtime()
+    items, total = runtime.building.user_codes(_user_id(), page=page, per_page=per_page)
+    now = runtime.clock.now().timestamp()
+    data = [code_json(code, intercom, now) for code, intercom in items]
+    path = f"{_context.base_url()}{VmsVendor.prefix}/api/v1/intercom/codes"
+    return paginator(data, total=total, page=page, per_page=per_page, path=path), 200
+
+
+def _parse_expiry(text: str) -> datetime:
+    try:
+        return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=timezone.utc)
+    except ValueError as exc:
+        raise Invalid("The expired at field must match the format Y-m-d H:i.", field="expired_at") from exc
+
+
+async def createCode(intercom: int, body: dict[str, Any]) -> tuple[dict[str, Any], int]:  # noqa: N802
+    runtime = _context.runtime()
+    building = runtime.building
+    user_id = _user_id()
+    expired_at = _parse_expiry(body["expired_at"])
+    target = building.owner_intercom(user_id, intercom_id=intercom)
+    code = building.create_code(intercom=target, title=body["title"].strip(), expired_at=expired_at,
+                                created_by=user_id, origin=_socket_id())
+    code, target = building.code_with_intercom(code.id)
+    return code_json(code, target, runtime.clock.now().timestamp()), 200
+
+
+async def deleteCodes(body: dict[str, Any]) -> tuple[Any, int]:  # noqa: N802
+    building = _context.runtime().building
+    building.delete_user_codes(_user_id(), list(body["ids"]), origin=_socket_id())
+    return NoContent, 204
+
+
+async def openDoor(intercom: int) -> tuple[Any, int]:  # noqa: N802
+    building = _context.runtime().building
+    target = building.owner_intercom(_user_id(), intercom_id=intercom)
+    building.unlock(target, by="vms", detail={"user_id": _user_id()})
+    return NoContent, 204
+
+
+async def getWsUrl() -> tuple[dict[str, Any], int]:  # noqa: N802
+    runtime = _context.runtime()
+    base = urlsplit(_context.base_url())
+    encrypted = base.scheme == "https"
+    port = base.port or (443 if encrypted else 80)
+    path = f"{base.path.rstrip('/')}{VmsVendor.prefix}/ws"
+    host = base.hostname or "127.0.0.1"
+    ws_url = f"{'wss' if encrypted else 'ws'}://{base.netloc}{path}"
+    return {"ws_url": ws_url, "app_key": runtime.pusher_app_key, "port": port, "host": host, "path": path,
+            "is_encrypted": encrypted}, 200
+
+
+async def authorizeChannel(body: dict[str, Any]) -> tuple[dict[str, Any], int]:  # noqa: N802
+    runtime = _context.runtime()
+    channel = body["channel_name"]
+    if channel != f"private-user.{_user_id()}":
+        raise ApiError(403, {"message": "This action is unauthorized."})
+    assert runtime.hub is not None
+    return {"auth": runtime.hub.sign(body["socket_id"], channel)}, 200
+
+
+# ---------------------------------------------------------------------------------------------- pushes
+
+PUSH_EVENT = "App\\Events\\UserPush"
+
+
+def push_subscriber(runtime: Any) -> Any:
+    """Turn building events into the pushes VMS sends on `private-user.{id}` (never back to the socket that
+    made the change)."""
+    from ..domain.events import CodeCreated, CodesDeleted, Event
+
+    def on_event(event: Event) -> None:
+        hub = runtime.hub
+        if hub is None:
+            return
+        if isinstance(event, CodeCreated) and event.user_id is not None:
+            code, intercom = runtime.building.code_with_intercom(event.code_id)
+            payload = {"type": "intercom.code.store",
+                       "intercom_code": code_json(code, intercom, event.at.timestamp())}
+            hub.publish_nowait(f"private-user.{event.user_id}", PUSH_EVENT, payload,
+                               exclude_socket_id=_valid_socket(hub, event.origin))
+        elif isinstance(event, CodesDeleted):
+            for user_id, ids in event.by_user.items():
+                if user_id is None:
+                    continue
+                hub.publish_nowait(f"private-user.{user_id}", PUSH_EVENT,
+                                   {"type": "intercom.code.delete", "deleted_ids": ids},
+                                   exclude_socket_id=_valid_socket(hub, event.origin))
+
+    return on_event
+
+
+def _valid_socket(hub: Any, socket_id: str | None) -> str | None:
+    return socket_id if socket_id and hub.valid_socket_id(socket_id) else None
