@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
-from .contracts import contract_path
+from .contracts import contract_path, match_path
 from .domain.building import Building, Rules
 from .domain.clock import ManualClock
 from .domain.errors import DomainError
@@ -92,8 +92,15 @@ def create_app(
     store = store if store is not None else open_store(str(state_path) if state_path else None)
     clock = clock or ManualClock()
     building = Building(store, clock, seed=seed, rules=rules)
-    runtime = Runtime(building, clock, fixtures=fixture_data, settings=settings, public_url=public_url,
-                      control_token=control_token, seed=seed)
+    runtime = Runtime(
+        building,
+        clock,
+        fixtures=fixture_data,
+        settings=settings,
+        public_url=public_url,
+        control_token=control_token,
+        seed=seed,
+    )
     if building.is_empty():
         runtime.reset()
     else:
@@ -114,19 +121,34 @@ def create_app(
             securities = security_map(api_key=vendor.verify_api_key)
         else:
             securities = security_map(bearer=vendor.verify_bearer)  # type: ignore[attr-defined]
-        app.add_api(contract_path(name), base_path=vendor.prefix, name=name,
-                    resolver=RelativeResolver(f"mockserver.vendors.{name}"), security_map=securities,
-                    swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"))
-    app.add_api(contract_path("control"), base_path="/_mock", name="control",
-                resolver=RelativeResolver("mockserver.control"),
-                security_map=security_map(api_key=lambda request, token, scheme: {"sub": "control"}),
-                swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"))
+        app.add_api(
+            contract_path(name),
+            base_path=vendor.prefix,
+            name=name,
+            resolver=RelativeResolver(f"mockserver.vendors.{name}"),
+            security_map=securities,
+            swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"),
+        )
+    app.add_api(
+        contract_path("control"),
+        base_path="/_mock",
+        name="control",
+        resolver=RelativeResolver("mockserver.control"),
+        security_map=security_map(api_key=lambda request, token, scheme: {"sub": "control"}),
+        swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"),
+    )
     app.add_middleware(LimitsAndFaults, position=MiddlewarePosition.BEFORE_VALIDATION)
     for exception in (Exception, ProblemException, HTTPException):
         app.add_error_handler(exception, _error_handler)
 
-    cors = CORSMiddleware(app, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"],
-                          expose_headers=["Date", "Retry-After", "X-RateLimit-Remaining"], max_age=600)
+    cors = CORSMiddleware(
+        app,
+        allow_origins=["*"],
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=["Date", "Retry-After", "X-RateLimit-Remaining"],
+        max_age=600,
+    )
     return MockApp(asgi=MockHttpMiddleware(cors, runtime), runtime=runtime)
 
 
@@ -138,12 +160,16 @@ def _as_api_error(vendor: Any, request: ConnexionRequest, exc: Exception, operat
     if isinstance(exc, DomainError):
         return vendor.domain_error(request, exc, operation_id)
     if isinstance(exc, UnsupportedMediaTypeProblem):
-        return vendor.invalid(request, FieldError(location="header", field="Content-Type", rule="mediaType",
-                                                  message=str(exc.detail)), operation_id)
+        return vendor.invalid(
+            request,
+            FieldError(location="header", field="Content-Type", rule="mediaType", message=str(exc.detail)),
+            operation_id,
+        )
     if isinstance(exc, BadRequestProblem):
         rule = "required" if "required" in str(exc.detail) or "empty" in str(exc.detail) else "json"
-        return vendor.invalid(request, FieldError(location="body", field=None, rule=rule,
-                                                  message=str(exc.detail)), operation_id)
+        return vendor.invalid(
+            request, FieldError(location="body", field=None, rule=rule, message=str(exc.detail)), operation_id
+        )
     if isinstance(exc, NonConformingResponse):
         log.error("response broke the contract: %s %s: %s", request.method, request.url.path, exc.detail)
         return vendor.server_error(request)
@@ -155,11 +181,30 @@ def _as_api_error(vendor: Any, request: ConnexionRequest, exc: Exception, operat
     if status == 404:
         return vendor.not_found(request, f"The route {request.url.path} could not be found.")
     if status == 405:
-        allowed = (getattr(exc, "headers", None) or {}).get("Allow", "")
+        # Starlette names only the first matching route's methods; the contract knows them all.
+        methods, params = match_path(vendor.name, request.url.path.removeprefix(vendor.prefix))
+        if request.method in methods:
+            # The method is right, so a typed path parameter did not parse (e.g. a letter for an int64 id).
+            field = next((name for name, value in params.items() if not value.isdigit()), None)
+            return vendor.invalid(
+                request,
+                FieldError(
+                    location="path",
+                    field=field,
+                    rule="type",
+                    message=f"{field} must be an integer",
+                    constraint="integer",
+                ),
+                operation_id,
+            )
+        allowed = ", ".join(methods) or (getattr(exc, "headers", None) or {}).get("Allow", "")
         return vendor.method_not_allowed(request, allowed)
     if isinstance(exc, ProblemException | HTTPException) and status and 400 <= status < 500:
-        return vendor.invalid(request, FieldError(location="body", field=None, rule="json",
-                                                  message=str(getattr(exc, "detail", exc))), operation_id)
+        return vendor.invalid(
+            request,
+            FieldError(location="body", field=None, rule="json", message=str(getattr(exc, "detail", exc))),
+            operation_id,
+        )
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return vendor.server_error(request)
 
@@ -173,8 +218,12 @@ async def _error_handler(request: ConnexionRequest, exc: Exception) -> Connexion
     error = _as_api_error(vendor, request, exc, operation_id)
     response = error.response()
     body = b"" if request.method == "HEAD" else response.body
-    return ConnexionResponse(status_code=error.status_code, mimetype=error.media_type if body else None,
-                             body=body, headers={k: v for k, v in error.headers.items()})
+    return ConnexionResponse(
+        status_code=error.status_code,
+        mimetype=error.media_type if body else None,
+        body=body,
+        headers={k: v for k, v in error.headers.items()},
+    )
 
 
 def _problem(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:

@@ -18,10 +18,10 @@ import uvicorn
 # Connexion imports Starlette's test client, which warns about httpx; nothing of ours uses it.
 warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
 
-from .app import VENDOR_APIS, create_app
-from .control import credentials_json
-from .domain.clock import ManualClock
-from .runtime import Settings
+from .app import VENDOR_APIS, create_app  # noqa: E402  (after the filter above)
+from .control import credentials_json  # noqa: E402
+from .domain.clock import ManualClock  # noqa: E402
+from .runtime import Settings  # noqa: E402
 
 
 def _is_loopback(host: str) -> bool:
@@ -44,16 +44,21 @@ def _banner(urls: dict[str, str], credentials: dict[str, Any], control_token: st
     lines.append("Demo credentials (also at GET " + urls["control"] + "/credentials):")
     if "magicline" in urls:
         for key in credentials["magicline"]:
-            lines.append(f"  magicline  X-API-KEY: {key['api_key']}  studio {key['studio_id']}  "
-                         f"scopes {','.join(key['scopes'])}")
+            lines.append(
+                f"  magicline  X-API-KEY: {key['api_key']}  studio {key['studio_id']}  scopes {','.join(key['scopes'])}"
+            )
     if "seam" in urls:
         for owner in credentials["seam"]["owners"]:
-            lines.append(f"  seam       Authorization: Bearer {owner['access_token']}  "
-                         f"(login {owner['email']} / {owner['password']})")
+            lines.append(
+                f"  seam       Authorization: Bearer {owner['access_token']}  "
+                f"(login {owner['email']} / {owner['password']})"
+            )
     if "vms" in urls:
         for user in credentials["vms"]:
-            lines.append(f"  vms        Authorization: {user['access_token']}  X-Client: web  X-UUID: any  "
-                         f"(login {user['login']} / {user['password']}, intercoms {user['intercom_ids']})")
+            lines.append(
+                f"  vms        Authorization: {user['access_token']}  X-Client: web  X-UUID: any  "
+                f"(login {user['login']} / {user['password']}, intercoms {user['intercom_ids']})"
+            )
     if control_token:
         lines.append(f"  control    X-Mock-Control-Token: {control_token}")
     return "\n".join(lines)
@@ -67,42 +72,98 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--state", "state_path", type=click.Path(dir_okay=False),
-              help="SQLite file to keep the state in (default: memory). An existing file loads as it is.")
-@click.option("--fixtures", type=click.Path(exists=True, dir_okay=False),
-              help="YAML building to load into an empty state (default: the built-in demo building).")
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False),
+    help="SQLite file to keep the state in (default: memory). An existing file loads as it is.",
+)
+@click.option(
+    "--fixtures",
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML building to load into an empty state (default: the built-in demo building).",
+)
 @click.option("--seed", type=int, help="Make generated ids, codes and tokens repeatable.")
-@click.option("--api", "apis", multiple=True, type=click.Choice(VENDOR_APIS),
-              help="Serve only these APIs (repeatable; default: all).")
+@click.option(
+    "--api",
+    "apis",
+    multiple=True,
+    type=click.Choice(VENDOR_APIS),
+    help="Serve only these APIs (repeatable; default: all).",
+)
 @click.option("--public-url", help="Absolute base URL clients see, for paginator links and ws_url behind a proxy.")
-@click.option("--control-token", help="Token the control API requires (default: none on loopback, "
-              "generated otherwise).")
+@click.option(
+    "--control-token", help="Token the control API requires (default: none on loopback, generated otherwise)."
+)
 @click.option("--clock", "clock_start", help="Start the simulated clock at this ISO 8601 time.")
 @click.option("--frozen-clock", is_flag=True, help="Keep the clock still until moved through the control API.")
-@click.option("--magicline-rate-limit", type=int, default=1000, show_default=True,
-              help="Magicline requests per minute per endpoint and key.")
-@click.option("--wsurl-rate-limit", type=int, default=20, show_default=True,
-              help="VMS /wsurl calls per 5 minutes per device.")
-@click.option("--journal-size", type=int, default=1000, show_default=True,
-              help="Requests kept in the journal (0 switches it off).")
+@click.option(
+    "--magicline-rate-limit",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="Magicline requests per minute per endpoint and key.",
+)
+@click.option(
+    "--wsurl-rate-limit",
+    type=int,
+    default=20,
+    show_default=True,
+    help="VMS /wsurl calls per 5 minutes per device.",
+)
+@click.option(
+    "--journal-size",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="Requests kept in the journal (0 switches it off).",
+)
 @click.option("--validate-responses", is_flag=True, help="Check every response against its contract (slower).")
-@click.option("--log-level", default="warning", show_default=True,
-              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
-def run(host: str, port: int, state_path: str | None, fixtures: str | None, seed: int | None,
-        apis: tuple[str, ...], public_url: str | None, control_token: str | None, clock_start: str | None,
-        frozen_clock: bool, magicline_rate_limit: int, wsurl_rate_limit: int, journal_size: int,
-        validate_responses: bool, log_level: str) -> None:
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+def run(
+    host: str,
+    port: int,
+    state_path: str | None,
+    fixtures: str | None,
+    seed: int | None,
+    apis: tuple[str, ...],
+    public_url: str | None,
+    control_token: str | None,
+    clock_start: str | None,
+    frozen_clock: bool,
+    magicline_rate_limit: int,
+    wsurl_rate_limit: int,
+    journal_size: int,
+    validate_responses: bool,
+    log_level: str,
+) -> None:
     """Serve the three vendor APIs and the control API on one simulated building."""
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if control_token is None and not _is_loopback(host):
         control_token = secrets.token_urlsafe(24)
     start = datetime.fromisoformat(clock_start.replace("Z", "+00:00")) if clock_start else None
-    settings = Settings(magicline_rate_limit_per_minute=magicline_rate_limit,
-                        vms_wsurl_limit_per_5_minutes=wsurl_rate_limit, journal_size=journal_size)
+    settings = Settings(
+        magicline_rate_limit_per_minute=magicline_rate_limit,
+        vms_wsurl_limit_per_5_minutes=wsurl_rate_limit,
+        journal_size=journal_size,
+    )
     try:
-        app = create_app(state_path=state_path, fixtures=fixtures, seed=seed, apis=apis or VENDOR_APIS,
-                         clock=ManualClock(start, frozen=frozen_clock), public_url=public_url,
-                         control_token=control_token, settings=settings, validate_responses=validate_responses)
+        app = create_app(
+            state_path=state_path,
+            fixtures=fixtures,
+            seed=seed,
+            apis=apis or VENDOR_APIS,
+            clock=ManualClock(start, frozen=frozen_clock),
+            public_url=public_url,
+            control_token=control_token,
+            settings=settings,
+            validate_responses=validate_responses,
+        )
     except (OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
@@ -112,16 +173,29 @@ def run(host: str, port: int, state_path: str | None, fixtures: str | None, seed
     click.echo(_banner(urls, credentials_json(app.runtime, urls), control_token))
     click.echo(f"\nListening on http://{host}:{port} (Ctrl+C to stop)")
     sys.stdout.flush()
-    uvicorn.run(app, host=host, port=port, log_level=log_level, date_header=False, server_header=False,
-                ws="websockets-sansio", lifespan="off")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        date_header=False,
+        server_header=False,
+        ws="websockets-sansio",
+        lifespan="off",
+    )
 
 
 # ---------------------------------------------------------------------------------------------- device
 
 
 @main.group()
-@click.option("--url", default="http://127.0.0.1:8080", show_default=True, envvar="MOCKSERVER_URL",
-              help="Base URL of the running mock.")
+@click.option(
+    "--url",
+    default="http://127.0.0.1:8080",
+    show_default=True,
+    envvar="MOCKSERVER_URL",
+    help="Base URL of the running mock.",
+)
 @click.option("--control-token", envvar="MOCKSERVER_CONTROL_TOKEN", help="Needed when the mock is not on loopback.")
 @click.pass_context
 def device(ctx: click.Context, url: str, control_token: str | None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import pathlib
+import re
 from typing import Any
 
 import yaml
@@ -52,3 +53,27 @@ def declared_statuses(name: str, operation_id: str) -> frozenset[int]:
     """The statuses one operation's contract declares (``default`` excluded)."""
     _, _, operation = operations(name)[operation_id]
     return frozenset(int(code) for code in operation.get("responses", {}) if code.isdigit())
+
+
+@functools.cache
+def _path_patterns(name: str) -> list[tuple[re.Pattern[str], tuple[str, ...]]]:
+    patterns = []
+    for path, item in load_contract(name)["paths"].items():
+        methods = tuple(m.upper() for m in item if m in {"get", "put", "post", "delete", "patch", "head"})
+        regex = re.sub(r"\\\{([^}]+)\\\}", r"(?P<\1>[^/]+)", re.escape(path))
+        patterns.append((re.compile(f"^{regex}$"), methods))
+    return patterns
+
+
+def match_path(name: str, path: str) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The methods the contract declares for the path a request went to (relative to the API's prefix), and
+    the raw values of its path parameters."""
+    for pattern, methods in _path_patterns(name):
+        found = pattern.match(path)
+        if found:
+            return methods, found.groupdict()
+    return (), {}
+
+
+def allowed_methods(name: str, path: str) -> tuple[str, ...]:
+    return match_path(name, path)[0]

@@ -39,17 +39,32 @@ def credentials_json(runtime: Runtime, urls: dict[str, str]) -> dict[str, Any]:
     owners = data["owners"]
     return {
         "base_urls": urls,
-        "magicline": [{"api_key": k["api_key"], "studio_id": k["studio_id"], "scopes": k["scopes"]}
-                      for k in data["api_keys"]],
+        "magicline": [
+            {"api_key": k["api_key"], "studio_id": k["studio_id"], "scopes": k["scopes"]} for k in data["api_keys"]
+        ],
         "seam": {
             "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET,
-            "owners": [{"owner_id": o["owner"].uuid, "email": o["owner"].login, "password": o["owner"].password,
-                        "access_token": o["tokens"].get("seam", "")} for o in owners],
+            "owners": [
+                {
+                    "owner_id": o["owner"].uuid,
+                    "email": o["owner"].login,
+                    "password": o["owner"].password,
+                    "access_token": o["tokens"].get("seam", ""),
+                }
+                for o in owners
+            ],
         },
-        "vms": [{"user_id": o["owner"].id, "login": o["owner"].login, "password": o["owner"].password,
-                 "access_token": f"Bearer {o['tokens'].get('vms', '')}", "intercom_ids": o["intercom_ids"]}
-                for o in owners],
+        "vms": [
+            {
+                "user_id": o["owner"].id,
+                "login": o["owner"].login,
+                "password": o["owner"].password,
+                "access_token": f"Bearer {o['tokens'].get('vms', '')}",
+                "intercom_ids": o["intercom_ids"],
+            }
+            for o in owners
+        ],
     }
 
 
@@ -66,7 +81,10 @@ def device_json(runtime: Runtime, intercom: Intercom) -> dict[str, Any]:
         "owner_user_id": intercom.owner_id,
         "online": intercom.online,
         "admits_studios": intercom.admits_studios,
-        "door": {"locked": intercom.unlocked_until_ms is None, "unlocked_until": _iso(intercom.unlocked_until_ms)},
+        "door": {
+            "locked": intercom.unlocked_until_ms is None,
+            "unlocked_until": _iso(intercom.unlocked_until_ms),
+        },
         "pending_sync": building.pending_sync(intercom.id),
         "keypad_codes": building.keypad_size(intercom.id),
     }
@@ -79,16 +97,16 @@ def clock_json(runtime: Runtime) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- credentials
 
 
-async def getCredentials() -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+async def getCredentials() -> tuple[dict[str, Any], int, dict[str, str]]:
     runtime = _runtime()
     return credentials_json(runtime, base_urls(runtime)), 200, JSON
 
 
-async def mintMagiclineKey(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+async def mintMagiclineKey(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     return _runtime().building.mint_api_key(body["studio_id"], body.get("scopes")), 201, JSON
 
 
-async def mintSeamToken(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+async def mintSeamToken(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     building = _runtime().building
     owner = next((o for o in building.owners() if o.uuid == body["owner_id"]), None)
     if owner is None:
@@ -96,7 +114,7 @@ async def mintSeamToken(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict
     return {"access_token": building.mint_token("seam", owner.id), "owner_id": owner.uuid}, 201, JSON
 
 
-async def mintVmsToken(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+async def mintVmsToken(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     building = _runtime().building
     token = building.mint_token("vms", body["user_id"])
     return {"access_token": f"Bearer {token}", "user_id": body["user_id"]}, 201, JSON
@@ -105,36 +123,41 @@ async def mintVmsToken(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[
 # ---------------------------------------------------------------------------------------------- state
 
 
-async def resetState() -> tuple[Any, int]:  # noqa: N802
+async def resetState() -> tuple[Any, int]:
     _runtime().reset()
     return NoContent, 204
 
 
-async def takeSnapshot() -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+async def takeSnapshot() -> tuple[dict[str, Any], int, dict[str, str]]:
     return _runtime().snapshot(), 200, JSON
 
 
-async def restoreSnapshot(body: dict[str, Any]) -> tuple[Any, int]:  # noqa: N802
+async def restoreSnapshot(body: dict[str, Any]) -> tuple[Any, int]:
     _runtime().restore(body)
     return NoContent, 204
 
 
-async def getBuilding() -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+async def getBuilding() -> tuple[dict[str, Any], int, dict[str, str]]:
     runtime = _runtime()
     building = runtime.building
-    return {
-        "owners": [{"user_id": o.id, "owner_id": o.uuid, "login": o.login, "name": o.name}
-                   for o in building.owners()],
-        "studios": [{"studio_id": s.id, "name": s.name, "customers": n} for s, n in building.studios()],
-        "intercoms": [device_json(runtime, i) for i in building.intercoms()],
-    }, 200, JSON
+    return (
+        {
+            "owners": [
+                {"user_id": o.id, "owner_id": o.uuid, "login": o.login, "name": o.name} for o in building.owners()
+            ],
+            "studios": [{"studio_id": s.id, "name": s.name, "customers": n} for s, n in building.studios()],
+            "intercoms": [device_json(runtime, i) for i in building.intercoms()],
+        },
+        200,
+        JSON,
+    )
 
 
-async def getSettings() -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+async def getSettings() -> tuple[dict[str, Any], int, dict[str, str]]:
     return _runtime().settings.to_dict(), 200, JSON
 
 
-async def updateSettings(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+async def updateSettings(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     runtime = _runtime()
     for name, value in body.items():
         if hasattr(runtime.settings, name):
@@ -146,11 +169,11 @@ async def updateSettings(body: dict[str, Any]) -> tuple[dict[str, Any], int, dic
 # ---------------------------------------------------------------------------------------------- clock
 
 
-async def getClock() -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+async def getClock() -> tuple[dict[str, Any], int, dict[str, str]]:
     return clock_json(_runtime()), 200, JSON
 
 
-async def setClock(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+async def setClock(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     runtime = _runtime()
     if "now" in body:
         runtime.clock.set(datetime.fromisoformat(body["now"].replace("Z", "+00:00")))
@@ -161,7 +184,7 @@ async def setClock(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str,
     return clock_json(runtime), 200, JSON
 
 
-async def advanceClock(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+async def advanceClock(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     runtime = _runtime()
     runtime.clock.advance(seconds=float(body["seconds"]))
     return clock_json(runtime), 200, JSON
@@ -170,11 +193,11 @@ async def advanceClock(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[
 # ---------------------------------------------------------------------------------------------- faults
 
 
-async def listFaults() -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+async def listFaults() -> tuple[dict[str, Any], int, dict[str, str]]:
     return {"faults": [f.to_dict() for f in _runtime().faults.all()]}, 200, JSON
 
 
-async def addFault(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+async def addFault(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     runtime = _runtime()
     api = body["api"]
     if api not in runtime.vendors:
@@ -188,18 +211,24 @@ async def addFault(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str,
             raise Invalid(f"{operation_id} does not declare status {status}", field="status")
     elif status is not None and not any(status in declared_statuses(api, op) for op in operations(api)):
         raise Invalid(f"no {api} operation declares status {status}", field="status")
-    fault = runtime.faults.add(api=api, operation_id=operation_id, tenant=body.get("tenant"), status=status,
-                               latency_ms=body.get("latency_ms", 0), probability=body.get("probability", 1.0),
-                               count=body.get("count"))
+    fault = runtime.faults.add(
+        api=api,
+        operation_id=operation_id,
+        tenant=body.get("tenant"),
+        status=status,
+        latency_ms=body.get("latency_ms", 0),
+        probability=body.get("probability", 1.0),
+        count=body.get("count"),
+    )
     return fault.to_dict(), 201, JSON
 
 
-async def clearFaults() -> tuple[Any, int]:  # noqa: N802
+async def clearFaults() -> tuple[Any, int]:
     _runtime().faults.clear()
     return NoContent, 204
 
 
-async def deleteFault(fault_id: str) -> tuple[Any, int]:  # noqa: N802
+async def deleteFault(fault_id: str) -> tuple[Any, int]:
     if not _runtime().faults.remove(fault_id):
         from .domain.errors import NotFound
 
@@ -210,15 +239,21 @@ async def deleteFault(fault_id: str) -> tuple[Any, int]:  # noqa: N802
 # ---------------------------------------------------------------------------------------------- journal
 
 
-async def getJournal(api: str | None = None, operation_id: str | None = None, method: str | None = None,  # noqa: N802
-                     path: str | None = None, status: int | None = None, limit: int = 100
-                     ) -> tuple[dict[str, Any], int, dict[str, str]]:
-    entries = _runtime().journal.query(api=api, operation_id=operation_id, method=method, path=path,
-                                       status=status, limit=limit)
+async def getJournal(
+    api: str | None = None,
+    operation_id: str | None = None,
+    method: str | None = None,
+    path: str | None = None,
+    status: int | None = None,
+    limit: int = 100,
+) -> tuple[dict[str, Any], int, dict[str, str]]:
+    entries = _runtime().journal.query(
+        api=api, operation_id=operation_id, method=method, path=path, status=status, limit=limit
+    )
     return {"entries": [e.to_dict() for e in entries]}, 200, JSON
 
 
-async def clearJournal() -> tuple[Any, int]:  # noqa: N802
+async def clearJournal() -> tuple[Any, int]:
     _runtime().journal.clear()
     return NoContent, 204
 
@@ -226,53 +261,79 @@ async def clearJournal() -> tuple[Any, int]:  # noqa: N802
 # ---------------------------------------------------------------------------------------------- devices
 
 
-async def getDevice(intercom: str) -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+async def getDevice(intercom: str) -> tuple[dict[str, Any], int, dict[str, str]]:
     runtime = _runtime()
     return device_json(runtime, runtime.building.intercom(intercom)), 200, JSON
 
 
-async def setDeviceOnline(intercom: str, body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+async def setDeviceOnline(intercom: str, body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     runtime = _runtime()
     return device_json(runtime, runtime.building.set_online(intercom, body["online"])), 200, JSON
 
 
-async def presentCredential(intercom: str, body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+async def presentCredential(intercom: str, body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     runtime = _runtime()
     decision = runtime.building.present(intercom, body["kind"], body["value"])
     device = runtime.building.intercom(intercom)
-    return {
-        "granted": decision.granted,
-        "reason": decision.reason,
-        "detail": decision.detail,
-        "door": {"locked": device.unlocked_until_ms is None, "unlocked_until": _iso(device.unlocked_until_ms)},
-    }, 200, JSON
+    return (
+        {
+            "granted": decision.granted,
+            "reason": decision.reason,
+            "detail": decision.detail,
+            "door": {
+                "locked": device.unlocked_until_ms is None,
+                "unlocked_until": _iso(device.unlocked_until_ms),
+            },
+        },
+        200,
+        JSON,
+    )
 
 
-async def programCode(intercom: str, body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+async def programCode(intercom: str, body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     runtime = _runtime()
     building = runtime.building
     device = building.intercom(intercom)
-    expires = (datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00")) if body.get("expires_at")
-               else datetime.fromtimestamp(runtime.clock.now().timestamp() + 365 * 86400, timezone.utc))
-    code = building.create_code(intercom=device, title=body["name"], expired_at=expires, created_by=None,
-                                owner_uuid=body.get("owner_id"), digits=body.get("code"))
-    return {"id": code.id, "access_code_id": code.uuid, "intercom_id": device.uuid, "owner_id": code.owner_uuid,
-            "code": code.digits, "name": code.title,
-            "expires_at": datetime.fromtimestamp(code.expired_at, timezone.utc).isoformat()}, 201, JSON
+    expires = (
+        datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
+        if body.get("expires_at")
+        else datetime.fromtimestamp(runtime.clock.now().timestamp() + 365 * 86400, timezone.utc)
+    )
+    code = building.create_code(
+        intercom=device,
+        title=body["name"],
+        expired_at=expires,
+        created_by=None,
+        owner_uuid=body.get("owner_id"),
+        digits=body.get("code"),
+    )
+    return (
+        {
+            "id": code.id,
+            "access_code_id": code.uuid,
+            "intercom_id": device.uuid,
+            "owner_id": code.owner_uuid,
+            "code": code.digits,
+            "name": code.title,
+            "expires_at": datetime.fromtimestamp(code.expired_at, timezone.utc).isoformat(),
+        },
+        201,
+        JSON,
+    )
 
 
-async def getDeviceEvents(intercom: str, limit: int = 100) -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+async def getDeviceEvents(intercom: str, limit: int = 100) -> tuple[dict[str, Any], int, dict[str, str]]:
     return {"events": _runtime().building.device_log(intercom, limit)}, 200, JSON
 
 
 # ---------------------------------------------------------------------------------------------- webhooks
 
 
-async def listWebhooks() -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+async def listWebhooks() -> tuple[dict[str, Any], int, dict[str, str]]:
     return {"webhooks": [vars(h).copy() for h in _runtime().webhooks.all()]}, 200, JSON
 
 
-async def registerWebhook(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+async def registerWebhook(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     runtime = _runtime()
     if all(studio.id != body["studio_id"] for studio, _ in runtime.building.studios()):
         raise Invalid(f"no studio {body['studio_id']}", field="studio_id")
@@ -280,7 +341,7 @@ async def registerWebhook(body: dict[str, Any]) -> tuple[dict[str, Any], int, di
     return vars(hook).copy(), 201, JSON
 
 
-async def deleteWebhook(webhook_id: str) -> tuple[Any, int]:  # noqa: N802
+async def deleteWebhook(webhook_id: str) -> tuple[Any, int]:
     if not _runtime().webhooks.remove(webhook_id):
         from .domain.errors import NotFound
 
@@ -288,5 +349,5 @@ async def deleteWebhook(webhook_id: str) -> tuple[Any, int]:  # noqa: N802
     return NoContent, 204
 
 
-async def listWebhookDeliveries() -> tuple[dict[str, Any], int, dict[str, str]]:  # noqa: N802
+async def listWebhookDeliveries() -> tuple[dict[str, Any], int, dict[str, str]]:
     return {"deliveries": _runtime().webhooks.deliveries()}, 200, JSON

@@ -219,9 +219,7 @@ class PusherHub:
     async def _refuse(self, websocket: WebSocket, code: int, message: str) -> None:
         # Protocol 6+ clients read the close code; the pusher:error before it is what older protocols and
         # websocket APIs without close codes rely on, and pusher-js's handshake understands it too.
-        await websocket.send_text(
-            _encode({"event": "pusher:error", "data": {"code": code, "message": message}})
-        )
+        await websocket.send_text(_encode({"event": "pusher:error", "data": {"code": code, "message": message}}))
         await websocket.close(code=code, reason=message)
 
     def _register(self, websocket: WebSocket, protocol: int) -> _Connection:
@@ -316,9 +314,7 @@ class PusherHub:
     def _client_event(self, conn: _Connection, event: str, channel: object, data: object) -> None:
         # The protocol allows client events only on authorized channels, from a subscriber, never echoed back.
         if not self.client_events:
-            conn.error(
-                "To send client events, you must enable this feature in the Settings page of your dashboard."
-            )
+            conn.error("To send client events, you must enable this feature in the Settings page of your dashboard.")
         elif len(event) > _MAX_EVENT_NAME:
             conn.error("Client event rejected: event name too long")
         elif not isinstance(channel, str) or not channel.startswith("private-"):
@@ -333,9 +329,7 @@ class PusherHub:
     @staticmethod
     def _frame(channel: str, event: str, data: object) -> str:
         # Pusher delivers event data as a string: JSON-encoded unless the publisher already passed a string.
-        return _encode(
-            {"event": event, "channel": channel, "data": data if isinstance(data, str) else _encode(data)}
-        )
+        return _encode({"event": event, "channel": channel, "data": data if isinstance(data, str) else _encode(data)})
 
     def _deliver(self, channel: str, frame: str, exclude_socket_id: str | None) -> int:
         """Queue ``frame`` for every subscriber of ``channel`` except one; runs on the hub's loop only."""

@@ -36,9 +36,17 @@ class Settings:
 class Runtime:
     """Everything one mock instance holds; created by `mockserver.app.create_app`."""
 
-    def __init__(self, building: Building, clock: ManualClock, *, fixtures: dict[str, Any],
-                 settings: Settings | None = None, public_url: str | None = None,
-                 control_token: str | None = None, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        building: Building,
+        clock: ManualClock,
+        *,
+        fixtures: dict[str, Any],
+        settings: Settings | None = None,
+        public_url: str | None = None,
+        control_token: str | None = None,
+        seed: int | None = None,
+    ) -> None:
         self.building = building
         self.clock = clock
         self.fixtures = fixtures
@@ -93,7 +101,11 @@ class Runtime:
         self.save_clock()
 
     def snapshot(self) -> dict[str, Any]:
-        return {"format": SNAPSHOT_FORMAT, "clock": self.clock.to_dict(), "state": self.building.snapshot_records()}
+        return {
+            "format": SNAPSHOT_FORMAT,
+            "clock": self.clock.to_dict(),
+            "state": self.building.snapshot_records(),
+        }
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         if snapshot.get("format") != SNAPSHOT_FORMAT or "state" not in snapshot:

@@ -86,8 +86,16 @@ def start_mock(
     """Start a mock on a free port and wait until it answers. ``wrap`` may wrap the whole ASGI app (to plant
     a bug, for instance). The clock is frozen by default so tests decide when time passes."""
     clock = ManualClock(start, frozen=frozen)
-    app = create_app(seed=seed, fixtures=fixtures, state_path=state_path, apis=apis, clock=clock,
-                     settings=settings, rules=rules, validate_responses=validate_responses)
+    app = create_app(
+        seed=seed,
+        fixtures=fixtures,
+        state_path=state_path,
+        apis=apis,
+        clock=clock,
+        settings=settings,
+        rules=rules,
+        validate_responses=validate_responses,
+    )
     asgi: ASGIApp = wrap(app) if wrap is not None else app
     sock = _free_socket(host)
     port = sock.getsockname()[1]
@@ -107,8 +115,16 @@ def start_mock(
     base = f"http://{host}:{port}"
     urls = {name: f"{base}{vendor.prefix}" for name, vendor in app.runtime.vendors.items()}
     urls["control"] = f"{base}/_mock"
-    return RunningMock(base_url=base, urls=urls, credentials=credentials_json(app.runtime, urls), clock=clock,
-                       runtime=app.runtime, app=app, _server=server, _thread=thread)
+    return RunningMock(
+        base_url=base,
+        urls=urls,
+        credentials=credentials_json(app.runtime, urls),
+        clock=clock,
+        runtime=app.runtime,
+        app=app,
+        _server=server,
+        _thread=thread,
+    )
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ retries and exponential backoff on the simulated clock, and a delivery log."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import threading
@@ -71,8 +72,12 @@ class Webhooks:
 
     def register(self, url: str, studio_id: int, api_key: str | None = None) -> Webhook:
         with self._lock:
-            hook = Webhook(id=f"webhook-{next(self._ids)}", url=url, studio_id=studio_id,
-                           api_key=api_key or uuid.uuid4().hex)
+            hook = Webhook(
+                id=f"webhook-{next(self._ids)}",
+                url=url,
+                studio_id=studio_id,
+                api_key=api_key or uuid.uuid4().hex,
+            )
             self._hooks[hook.id] = hook
             return hook
 
@@ -103,9 +108,13 @@ class Webhooks:
         body = {
             "entityId": event.customer_id,
             "uuid": str(uuid.uuid4()),
-            "payload": [{"timestamp": int(event.at.timestamp() * 1000),
-                         "type": f"CUSTOMER_ACCESS_MEDIUM_{event.change}",
-                         "content": event.medium}],
+            "payload": [
+                {
+                    "timestamp": int(event.at.timestamp() * 1000),
+                    "type": f"CUSTOMER_ACCESS_MEDIUM_{event.change}",
+                    "content": event.medium,
+                }
+            ],
         }
         with self._lock:
             targets = [h for h in self._hooks.values() if h.studio_id == event.studio_id]
@@ -119,10 +128,8 @@ class Webhooks:
         loop = self.loop
         if loop is None or loop.is_closed():
             return
-        try:
+        with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self.pump()))
-        except RuntimeError:
-            pass
 
     async def pump(self) -> int:
         """Attempt every delivery that is due on the simulated clock; answers how many were attempted."""
@@ -148,8 +155,9 @@ class Webhooks:
         status: int | None = None
         problem: str | None = None
         try:
-            response = await client.post(pending.webhook.url, json=pending.body,
-                                         headers={"X-API-KEY": pending.webhook.api_key})
+            response = await client.post(
+                pending.webhook.url, json=pending.body, headers={"X-API-KEY": pending.webhook.api_key}
+            )
             status = response.status_code
             if not 200 <= status < 300:
                 problem = f"target answered {status}"
@@ -165,8 +173,16 @@ class Webhooks:
                 backoff = FIRST_BACKOFF_SECONDS * 2 ** (pending.attempt - 1)
                 pending.due = now.timestamp() + backoff
                 next_at = datetime.fromtimestamp(pending.due, timezone.utc).isoformat()
-            self._log.append(Delivery(webhook_id=pending.webhook.id, uuid=pending.body["uuid"],
-                                      attempt=pending.attempt, at=now.isoformat(), status=status, error=problem,
-                                      next_attempt_at=next_at))
+            self._log.append(
+                Delivery(
+                    webhook_id=pending.webhook.id,
+                    uuid=pending.body["uuid"],
+                    attempt=pending.attempt,
+                    at=now.isoformat(),
+                    status=status,
+                    error=problem,
+                    next_attempt_at=next_at,
+                )
+            )
         if problem:
             log.info("webhook %s attempt %d failed: %s", pending.webhook.url, pending.attempt, problem)

@@ -247,8 +247,15 @@ class Building:
 
     def add_owner(self, *, id: int, login: str, password: str, name: str, uuid_: str | None = None) -> Owner:
         now = int(self._now_s())
-        owner = Owner(id=id, uuid=uuid_ or self._uuid(), login=login, password=password, name=name,
-                      created_at=now, updated_at=now)
+        owner = Owner(
+            id=id,
+            uuid=uuid_ or self._uuid(),
+            login=login,
+            password=password,
+            name=name,
+            created_at=now,
+            updated_at=now,
+        )
         self.store.put(K.OWNER, str(id), owner.to_data(), expected_version=0)
         self.store.put(K.OWNER_BY_LOGIN, login.lower(), {"id": id}, expected_version=0)
         self.store.put(K.OWNER_BY_UUID, owner.uuid, {"id": id}, expected_version=0)
@@ -266,8 +273,13 @@ class Building:
         self._owner(intercom.owner_id)
         for studio_id in intercom.admits_studios:
             self._studio(studio_id)
-        self.store.put(K.INTERCOM, str(intercom.id), intercom.to_data(), expected_version=0,
-                       index={K.INTERCOMS_BY_OWNER: (str(intercom.owner_id), intercom.id)})
+        self.store.put(
+            K.INTERCOM,
+            str(intercom.id),
+            intercom.to_data(),
+            expected_version=0,
+            index={K.INTERCOMS_BY_OWNER: (str(intercom.owner_id), intercom.id)},
+        )
         self.store.put(K.INTERCOM_BY_UUID, intercom.uuid, {"id": intercom.id}, expected_version=0)
         return intercom
 
@@ -276,8 +288,11 @@ class Building:
         customer.uuid = customer.uuid or self._uuid()
         for medium in customer.mediums:
             self._check_medium_value_free(customer.studio_id, medium.type, medium.value)
-            self.store.put(K.MEDIUM_VALUE, self._medium_key(customer.studio_id, medium.type, medium.value),
-                           {"customer_id": customer.id, "medium_id": medium.id})
+            self.store.put(
+                K.MEDIUM_VALUE,
+                self._medium_key(customer.studio_id, medium.type, medium.value),
+                {"customer_id": customer.id, "medium_id": medium.id},
+            )
         self._save_customer(customer, expected_version=0)
         return customer
 
@@ -298,8 +313,13 @@ class Building:
         session_id = hashlib.sha256(token.encode()).hexdigest() + self._secret(8)
         seq = self.store.next_id("session")
         index = {} if pinned else {K.SESSIONS_BY_USER: (f"{api}:{user_id}", seq)}
-        self.store.put(K.TOKEN, token, {"api": api, "user_id": user_id, "session_id": session_id,
-                                        "pinned": pinned, "seq": seq}, expected_version=0, index=index)
+        self.store.put(
+            K.TOKEN,
+            token,
+            {"api": api, "user_id": user_id, "session_id": session_id, "pinned": pinned, "seq": seq},
+            expected_version=0,
+            index=index,
+        )
         self.store.put(K.SESSION, session_id, {"token": token})
         return token
 
@@ -352,8 +372,9 @@ class Building:
     def create_oauth_code(self, owner_id: int, redirect_uri: str) -> str:
         code = self._secret(16)
         expires_at = self._now_s() + self.rules.oauth_code_ttl_seconds
-        self.store.put(K.OAUTH_CODE, code, {"user_id": owner_id, "redirect_uri": redirect_uri,
-                                            "expires_at": expires_at})
+        self.store.put(
+            K.OAUTH_CODE, code, {"user_id": owner_id, "redirect_uri": redirect_uri, "expires_at": expires_at}
+        )
         return code
 
     @_synchronized
@@ -375,8 +396,11 @@ class Building:
 
     @_synchronized
     def mint_api_key(self, studio_id: int, scopes: Iterable[str] | None = None) -> dict[str, Any]:
-        return self.add_api_key(key="ml_" + self._secret(16), studio_id=studio_id,
-                                scopes=MAGICLINE_SCOPES if scopes is None else scopes)
+        return self.add_api_key(
+            key="ml_" + self._secret(16),
+            studio_id=studio_id,
+            scopes=MAGICLINE_SCOPES if scopes is None else scopes,
+        )
 
     @_synchronized
     def credentials(self) -> dict[str, Any]:
@@ -384,8 +408,13 @@ class Building:
         owners = []
         for record in self.store.scan(K.OWNER):
             owner = Owner.from_data(record.data)
-            owners.append({"owner": owner, "tokens": self._pinned_tokens(owner.id),
-                           "intercom_ids": [i.id for i in self._owner_intercoms(owner.id)]})
+            owners.append(
+                {
+                    "owner": owner,
+                    "tokens": self._pinned_tokens(owner.id),
+                    "intercom_ids": [i.id for i in self._owner_intercoms(owner.id)],
+                }
+            )
         keys = [{"api_key": r.key, **r.data} for r in self.store.scan(K.API_KEY)]
         return {"owners": owners, "api_keys": keys}
 
@@ -432,8 +461,12 @@ class Building:
         return [Intercom.from_data(r.data) for r in page.records]
 
     def _save_intercom(self, intercom: Intercom) -> None:
-        self.store.put(K.INTERCOM, str(intercom.id), intercom.to_data(),
-                       index={K.INTERCOMS_BY_OWNER: (str(intercom.owner_id), intercom.id)})
+        self.store.put(
+            K.INTERCOM,
+            str(intercom.id),
+            intercom.to_data(),
+            index={K.INTERCOMS_BY_OWNER: (str(intercom.owner_id), intercom.id)},
+        )
 
     @_synchronized
     def owners(self) -> list[Owner]:
@@ -442,8 +475,10 @@ class Building:
     @_synchronized
     def studios(self) -> list[tuple[Studio, int]]:
         """Every studio with its number of customers."""
-        return [(Studio.from_data(r.data), self.store.count(K.CUSTOMERS_BY_STUDIO, r.key))
-                for r in self.store.scan(K.STUDIO)]
+        return [
+            (Studio.from_data(r.data), self.store.count(K.CUSTOMERS_BY_STUDIO, r.key))
+            for r in self.store.scan(K.STUDIO)
+        ]
 
     @_synchronized
     def intercoms(self) -> list[Intercom]:
@@ -454,8 +489,9 @@ class Building:
         return self._owner_intercoms(user_id)
 
     @_synchronized
-    def owner_intercom(self, user_id: int, *, intercom_id: int | None = None,
-                       intercom_uuid: str | None = None) -> Intercom:
+    def owner_intercom(
+        self, user_id: int, *, intercom_id: int | None = None, intercom_uuid: str | None = None
+    ) -> Intercom:
         """One of the owner's intercoms; another owner's intercom is as unknown as a missing one."""
         intercom: Intercom | None
         if intercom_uuid is not None:
@@ -508,9 +544,17 @@ class Building:
             raise Invalid(f"A code has {low} to {high} digits", field="code")
 
     @_synchronized
-    def create_code(self, *, intercom: Intercom, title: str, expired_at: datetime, created_by: int | None,
-                    owner_uuid: str | None = None, digits: str | None = None,
-                    origin: str | None = None) -> AccessCode:
+    def create_code(
+        self,
+        *,
+        intercom: Intercom,
+        title: str,
+        expired_at: datetime,
+        created_by: int | None,
+        owner_uuid: str | None = None,
+        digits: str | None = None,
+        origin: str | None = None,
+    ) -> AccessCode:
         """Create a code on an intercom. It works on the keypad until `expired_at` and is gone 24 h later."""
         now = self._now_s()
         expires = int(_epoch(expired_at))
@@ -524,19 +568,30 @@ class Building:
                 raise Invalid("This code is already programmed on the intercom", field="code")
         if owner_uuid is None:
             owner_uuid = self._owner(created_by if created_by is not None else intercom.owner_id).uuid
-        code = AccessCode(id=self.store.next_id("code", start=1000), uuid=self._uuid(), intercom_id=intercom.id,
-                          created_by=created_by, owner_uuid=owner_uuid, title=title, digits=digits,
-                          expired_at=expires, created_at=int(now))
-        index = {K.CODES_BY_INTERCOM: (str(intercom.id), code.id),
-                 K.CODES_BY_DEADLINE: ("all", code.will_deleted_at)}
+        code = AccessCode(
+            id=self.store.next_id("code", start=1000),
+            uuid=self._uuid(),
+            intercom_id=intercom.id,
+            created_by=created_by,
+            owner_uuid=owner_uuid,
+            title=title,
+            digits=digits,
+            expired_at=expires,
+            created_at=int(now),
+        )
+        index = {
+            K.CODES_BY_INTERCOM: (str(intercom.id), code.id),
+            K.CODES_BY_DEADLINE: ("all", code.will_deleted_at),
+        }
         if created_by is not None:
             index[K.CODES_BY_USER] = (str(created_by), code.id)
         self.store.put(K.CODE, str(code.id), code.to_data(), index=index, expected_version=0)
         self.store.put(K.CODE_BY_UUID, code.uuid, {"id": code.id}, expected_version=0)
         self.store.put(K.CODE_BY_DIGITS, f"{intercom.id}:{digits}", {"id": code.id}, expected_version=0)
         self._device_change(intercom, "add", code)
-        self._emit(CodeCreated(at=self.now(), code_id=code.id, intercom_id=intercom.id, user_id=created_by,
-                               origin=origin))
+        self._emit(
+            CodeCreated(at=self.now(), code_id=code.id, intercom_id=intercom.id, user_id=created_by, origin=origin)
+        )
         return code
 
     def _code(self, code_id: int) -> AccessCode | None:
@@ -556,8 +611,9 @@ class Building:
     @_synchronized
     def user_codes(self, user_id: int, *, page: int, per_page: int) -> tuple[list[tuple[AccessCode, Intercom]], int]:
         """One page of the codes a VMS user created, newest first, with their intercoms; and the total."""
-        result = self.store.page(K.CODES_BY_USER, str(user_id), limit=per_page, offset=(page - 1) * per_page,
-                                 reverse=True)
+        result = self.store.page(
+            K.CODES_BY_USER, str(user_id), limit=per_page, offset=(page - 1) * per_page, reverse=True
+        )
         intercoms: dict[int, Intercom] = {}
         items = []
         for record in result.records:
@@ -624,8 +680,12 @@ class Building:
             self._apply_device_change(intercom.id, op, code.to_data())
         else:
             seq = self.store.next_id("sync")
-            self.store.put(K.SYNC, str(seq), {"op": op, "code": code.to_data()},
-                           index={K.SYNC_BY_INTERCOM: (str(intercom.id), seq)})
+            self.store.put(
+                K.SYNC,
+                str(seq),
+                {"op": op, "code": code.to_data()},
+                index={K.SYNC_BY_INTERCOM: (str(intercom.id), seq)},
+            )
 
     def _apply_device_change(self, intercom_id: int, op: str, code: dict[str, Any]) -> None:
         key = f"{intercom_id}:{code['digits']}"
@@ -633,14 +693,20 @@ class Building:
         if op == "add":
             if deadline < self._now_s():
                 return  # came back online after the code was gone anyway
-            self.store.put(K.KEYPAD, key, {"code_id": code["id"], "expired_at": code["expired_at"],
-                                           "revoked": False},
-                           index={K.KEYPAD_BY_INTERCOM: (str(intercom_id), code["id"])})
+            self.store.put(
+                K.KEYPAD,
+                key,
+                {"code_id": code["id"], "expired_at": code["expired_at"], "revoked": False},
+                index={K.KEYPAD_BY_INTERCOM: (str(intercom_id), code["id"])},
+            )
         else:
             # Remembered as revoked until it would have gone anyway, so the device can say why it refuses.
-            self.store.put(K.KEYPAD, key, {"code_id": code["id"], "expired_at": code["expired_at"],
-                                           "revoked": True},
-                           index={K.CODES_BY_DEADLINE: ("keypad", deadline)})
+            self.store.put(
+                K.KEYPAD,
+                key,
+                {"code_id": code["id"], "expired_at": code["expired_at"], "revoked": True},
+                index={K.CODES_BY_DEADLINE: ("keypad", deadline)},
+            )
 
     @_synchronized
     def set_online(self, ref: str | int, online: bool) -> Intercom:
@@ -670,8 +736,14 @@ class Building:
         return self.store.count(K.SYNC_BY_INTERCOM, str(intercom_id))
 
     @_synchronized
-    def unlock(self, intercom: Intercom, unlock_ms: int | None = None, *, by: str,
-               detail: dict[str, Any] | None = None) -> datetime:
+    def unlock(
+        self,
+        intercom: Intercom,
+        unlock_ms: int | None = None,
+        *,
+        by: str,
+        detail: dict[str, Any] | None = None,
+    ) -> datetime:
         """Unlock the door for a while; answers when it relocks. An offline device cannot be reached."""
         intercom = self._intercom(intercom.id)
         if not intercom.online:
@@ -704,10 +776,20 @@ class Building:
             decision = Decision(False, "device_offline", "The device cannot reach the cloud to check this")
         else:
             decision = self._decide_customer(intercom, kind, value)
-        self._log(intercom.id, "access.granted" if decision.granted else "access.denied",
-                  {"kind": kind, "reason": decision.reason, "detail": decision.detail})
-        self._emit(AccessDecided(at=self.now(), intercom_id=intercom.id, kind=kind, granted=decision.granted,
-                                 reason=decision.reason))
+        self._log(
+            intercom.id,
+            "access.granted" if decision.granted else "access.denied",
+            {"kind": kind, "reason": decision.reason, "detail": decision.detail},
+        )
+        self._emit(
+            AccessDecided(
+                at=self.now(),
+                intercom_id=intercom.id,
+                kind=kind,
+                granted=decision.granted,
+                reason=decision.reason,
+            )
+        )
         if decision.granted:
             until = self._unlock(intercom, intercom.unlock_ms, "credential", {"kind": kind})
             decision.unlocked_until_ms = int(until.timestamp() * 1000)
@@ -750,8 +832,13 @@ class Building:
                 if customer is not None and customer.qr_content == value:
                     expired = customer.qr_expires_at is None or self._now_s() >= customer.qr_expires_at
                     return customer, "access code", expired
-        types = {"qr": ("BARCODE", "WALLET_PASS"), "barcode": ("BARCODE",), "card": ("CARD_NUMBER",),
-                 "pin": ("PIN",), "wallet_pass": ("WALLET_PASS",)}[kind]
+        types = {
+            "qr": ("BARCODE", "WALLET_PASS"),
+            "barcode": ("BARCODE",),
+            "card": ("CARD_NUMBER",),
+            "pin": ("PIN",),
+            "wallet_pass": ("WALLET_PASS",),
+        }[kind]
         for studio in self.store.scan(K.STUDIO):
             for medium_type in types:
                 alias = self.store.get(K.MEDIUM_VALUE, self._medium_key(int(studio.key), medium_type, value))
@@ -764,8 +851,12 @@ class Building:
     def _log(self, intercom_id: int, kind: str, detail: dict[str, Any], *, at: float | None = None) -> None:
         seq = self.store.next_id("device_log")
         moment = datetime.fromtimestamp(self._now_s() if at is None else at, timezone.utc)
-        self.store.put(K.DEVICE_LOG, str(seq), {"at": moment.isoformat(), "type": kind, "detail": detail},
-                       index={K.LOG_BY_INTERCOM: (str(intercom_id), seq)})
+        self.store.put(
+            K.DEVICE_LOG,
+            str(seq),
+            {"at": moment.isoformat(), "type": kind, "detail": detail},
+            index={K.LOG_BY_INTERCOM: (str(intercom_id), seq)},
+        )
         excess = self.store.count(K.LOG_BY_INTERCOM, str(intercom_id)) - self.rules.device_log_limit
         if excess > 0:
             for record in self.store.page(K.LOG_BY_INTERCOM, str(intercom_id), limit=excess).records:
@@ -795,17 +886,25 @@ class Building:
         return Customer.from_data(record.data), record.version
 
     def _save_customer(self, customer: Customer, *, expected_version: int | None) -> None:
-        index = {K.CUSTOMERS_BY_STUDIO: (str(customer.studio_id), customer.id),
-                 f"{K.CUSTOMERS_BY_STUDIO}_status": (f"{customer.studio_id}:{customer.status}", customer.id)}
+        index = {
+            K.CUSTOMERS_BY_STUDIO: (str(customer.studio_id), customer.id),
+            f"{K.CUSTOMERS_BY_STUDIO}_status": (f"{customer.studio_id}:{customer.status}", customer.id),
+        }
         try:
-            self.store.put(K.CUSTOMER, str(customer.id), customer.to_data(), index=index,
-                           expected_version=expected_version)
+            self.store.put(
+                K.CUSTOMER,
+                str(customer.id),
+                customer.to_data(),
+                index=index,
+                expected_version=expected_version,
+            )
         except VersionConflict as exc:
             raise Conflict("The entity was modified by another request.") from exc
 
     @_synchronized
-    def customers(self, studio_id: int, *, after: int | None, limit: int,
-                  status: str | None = None) -> tuple[list[Customer], bool]:
+    def customers(
+        self, studio_id: int, *, after: int | None, limit: int, status: str | None = None
+    ) -> tuple[list[Customer], bool]:
         """A slice of a studio's customers ordered by id, after a cursor; and whether more follow."""
         if status is None:
             index, partition = K.CUSTOMERS_BY_STUDIO, str(studio_id)
@@ -840,8 +939,9 @@ class Building:
     def _medium_key(studio_id: int, medium_type: str, value: str) -> str:
         return f"{studio_id}:{medium_type}:{value}"
 
-    def _check_medium_value_free(self, studio_id: int, medium_type: str, value: str,
-                                 except_medium: int | None = None) -> None:
+    def _check_medium_value_free(
+        self, studio_id: int, medium_type: str, value: str, except_medium: int | None = None
+    ) -> None:
         alias = self.store.get(K.MEDIUM_VALUE, self._medium_key(studio_id, medium_type, value))
         if alias is not None and alias.data["medium_id"] != except_medium:
             raise Invalid(f"The value is already used by another {medium_type} access medium", field="value")
@@ -855,10 +955,20 @@ class Building:
         medium = AccessMedium(id=self.store.next_id("medium", start=1_000_001), type=medium_type, value=value)
         customer.mediums.append(medium)
         self._save_customer(customer, expected_version=version)
-        self.store.put(K.MEDIUM_VALUE, self._medium_key(studio_id, medium_type, value),
-                       {"customer_id": customer.id, "medium_id": medium.id})
-        self._emit(MediumChanged(at=self.now(), studio_id=studio_id, customer_id=customer.id, change="CREATED",
-                                 medium=medium.public()))
+        self.store.put(
+            K.MEDIUM_VALUE,
+            self._medium_key(studio_id, medium_type, value),
+            {"customer_id": customer.id, "medium_id": medium.id},
+        )
+        self._emit(
+            MediumChanged(
+                at=self.now(),
+                studio_id=studio_id,
+                customer_id=customer.id,
+                change="CREATED",
+                medium=medium.public(),
+            )
+        )
         return medium
 
     def _api_medium(self, customer: Customer, medium_id: int) -> AccessMedium:
@@ -866,8 +976,10 @@ class Building:
         if medium is None:
             raise NotFound("Access medium", medium_id, field="accessMediumId")
         if not medium.via_api:
-            raise NotAllowed("Only access mediums created through the API may be changed or removed",
-                             field="accessMediumId")
+            raise NotAllowed(
+                "Only access mediums created through the API may be changed or removed",
+                field="accessMediumId",
+            )
         return medium
 
     @_synchronized
@@ -878,10 +990,20 @@ class Building:
         self.store.delete(K.MEDIUM_VALUE, self._medium_key(studio_id, medium.type, medium.value))
         medium.value = value
         self._save_customer(customer, expected_version=version)
-        self.store.put(K.MEDIUM_VALUE, self._medium_key(studio_id, medium.type, value),
-                       {"customer_id": customer.id, "medium_id": medium.id})
-        self._emit(MediumChanged(at=self.now(), studio_id=studio_id, customer_id=customer.id, change="UPDATED",
-                                 medium=medium.public()))
+        self.store.put(
+            K.MEDIUM_VALUE,
+            self._medium_key(studio_id, medium.type, value),
+            {"customer_id": customer.id, "medium_id": medium.id},
+        )
+        self._emit(
+            MediumChanged(
+                at=self.now(),
+                studio_id=studio_id,
+                customer_id=customer.id,
+                change="UPDATED",
+                medium=medium.public(),
+            )
+        )
         return medium
 
     @_synchronized
@@ -891,8 +1013,15 @@ class Building:
         customer.mediums = [m for m in customer.mediums if m.id != medium_id]
         self._save_customer(customer, expected_version=version)
         self.store.delete(K.MEDIUM_VALUE, self._medium_key(studio_id, medium.type, medium.value))
-        self._emit(MediumChanged(at=self.now(), studio_id=studio_id, customer_id=customer.id, change="DELETED",
-                                 medium=medium.public()))
+        self._emit(
+            MediumChanged(
+                at=self.now(),
+                studio_id=studio_id,
+                customer_id=customer.id,
+                change="DELETED",
+                medium=medium.public(),
+            )
+        )
         return medium
 
     # ------------------------------------------------------------------ whole state

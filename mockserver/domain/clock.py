@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 
@@ -32,8 +32,13 @@ class ManualClock:
     """A clock that a test or the control API moves: it runs with real time from a chosen start, or stands
     still while frozen. Safe to move from another thread than the one that reads it."""
 
-    def __init__(self, start: datetime | None = None, *, frozen: bool = False,
-                 on_change: Callable[[ManualClock], None] | None = None) -> None:
+    def __init__(
+        self,
+        start: datetime | None = None,
+        *,
+        frozen: bool = False,
+        on_change: Callable[[ManualClock], None] | None = None,
+    ) -> None:
         self._lock = threading.Lock()
         #: called after every set/advance/freeze/unfreeze, outside the clock's lock (to persist the clock)
         self.on_change = on_change
@@ -89,8 +94,11 @@ class ManualClock:
 
     def to_dict(self) -> dict[str, Any]:
         """The clock's state; a running clock also records real time, so it resumes where real time says."""
-        return {"now": self.now().isoformat(), "frozen": self._frozen,
-                "real": datetime.now(timezone.utc).isoformat()}
+        return {
+            "now": self.now().isoformat(),
+            "frozen": self._frozen,
+            "real": datetime.now(timezone.utc).isoformat(),
+        }
 
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from a saved state: a frozen clock at its moment, a running one as if it had kept running."""

@@ -42,8 +42,11 @@ def apply_fixtures(building: Building, data: dict[str, Any]) -> None:
     for entry in data.get("studios", []):
         studio = building.add_studio(id=int(_require(entry, "id", "studio")), name=str(entry.get("name", "")))
         for key in entry.get("api_keys", []):
-            building.add_api_key(key=str(_require(key, "key", "api key")), studio_id=studio.id,
-                                 scopes=key.get("scopes", ["CUSTOMER_READ", "CUSTOMER_ACCESS_MEDIUM_WRITE"]))
+            building.add_api_key(
+                key=str(_require(key, "key", "api key")),
+                studio_id=studio.id,
+                scopes=key.get("scopes", ["CUSTOMER_READ", "CUSTOMER_ACCESS_MEDIUM_WRITE"]),
+            )
 
     for entry in data.get("intercoms", []):
         fields = dict(entry)
@@ -58,27 +61,39 @@ def apply_fixtures(building: Building, data: dict[str, Any]) -> None:
         mediums = []
         for medium in entry.get("mediums", []):
             next_medium += 1
-            mediums.append(AccessMedium(id=int(medium.get("id", next_medium)), type=str(medium["type"]),
-                                        value=str(medium["value"]), via_api=bool(medium.get("via_api", False))))
-        building.add_customer(Customer(
-            id=int(_require(entry, "id", "customer")),
-            studio_id=int(_require(entry, "studio", "customer")),
-            first_name=str(entry.get("first_name", "")),
-            last_name=str(entry.get("last_name", "")),
-            status=str(entry.get("status", "MEMBER")),
-            email=entry.get("email"),
-            customer_number=entry.get("customer_number"),
-            date_of_birth=entry.get("date_of_birth"),
-            gender=entry.get("gender"),
-            access_refusal=bool(entry.get("access_refusal", False)),
-            created_at=int(building.now().timestamp()),
-            mediums=mediums,
-        ))
+            mediums.append(
+                AccessMedium(
+                    id=int(medium.get("id", next_medium)),
+                    type=str(medium["type"]),
+                    value=str(medium["value"]),
+                    via_api=bool(medium.get("via_api", False)),
+                )
+            )
+        building.add_customer(
+            Customer(
+                id=int(_require(entry, "id", "customer")),
+                studio_id=int(_require(entry, "studio", "customer")),
+                first_name=str(entry.get("first_name", "")),
+                last_name=str(entry.get("last_name", "")),
+                status=str(entry.get("status", "MEMBER")),
+                email=entry.get("email"),
+                customer_number=entry.get("customer_number"),
+                date_of_birth=entry.get("date_of_birth"),
+                gender=entry.get("gender"),
+                access_refusal=bool(entry.get("access_refusal", False)),
+                created_at=int(building.now().timestamp()),
+                mediums=mediums,
+            )
+        )
 
     for entry in data.get("codes", []):
         intercom = building._intercom(int(_require(entry, "intercom", "code")))
         expires = building.now() + timedelta(days=float(entry.get("expires_in_days", 365)))
         created_by = entry.get("created_by")
-        building.create_code(intercom=intercom, title=str(entry.get("title", "Code")), expired_at=expires,
-                             created_by=int(created_by) if created_by is not None else None,
-                             digits=str(entry["digits"]) if "digits" in entry else None)
+        building.create_code(
+            intercom=intercom,
+            title=str(entry.get("title", "Code")),
+            expired_at=expires,
+            created_by=int(created_by) if created_by is not None else None,
+            digits=str(entry["digits"]) if "digits" in entry else None,
+        )

@@ -12,8 +12,14 @@ from starlette.responses import Response
 class ApiError(Exception):
     """A finished vendor answer raised from anywhere in a request (security, limits, handlers)."""
 
-    def __init__(self, status: int, body: Any = None, *, headers: dict[str, str] | None = None,
-                 media_type: str = "application/json") -> None:
+    def __init__(
+        self,
+        status: int,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        media_type: str = "application/json",
+    ) -> None:
         super().__init__(f"{status}: {body!r}")
         self.status_code = status  # Connexion ranks security failures by this attribute
         self.body = body
@@ -22,8 +28,12 @@ class ApiError(Exception):
 
     def response(self) -> Response:
         content = b"" if self.body is None else json.dumps(self.body, ensure_ascii=False).encode()
-        return Response(content, status_code=self.status_code, headers=self.headers,
-                        media_type=self.media_type if self.body is not None else None)
+        return Response(
+            content,
+            status_code=self.status_code,
+            headers=self.headers,
+            media_type=self.media_type if self.body is not None else None,
+        )
 
 
 class FieldError(BadRequestProblem):
@@ -31,8 +41,7 @@ class FieldError(BadRequestProblem):
     body field (None for the body as a whole); ``rule`` is the JSON Schema keyword that failed (``required``,
     ``type``, ``pattern``, ...), or ``json`` for an unparsable body."""
 
-    def __init__(self, *, location: str, field: str | None, rule: str, message: str,
-                 constraint: Any = None) -> None:
+    def __init__(self, *, location: str, field: str | None, rule: str, message: str, constraint: Any = None) -> None:
         super().__init__(detail=message)
         self.location = location
         self.field = field

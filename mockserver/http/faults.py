@@ -53,8 +53,7 @@ class Faults:
         with self._lock:
             self._faults.clear()
 
-    def match(self, api: str, operation_id: str | None, tenant: str | None,
-              declared: set[int]) -> Fault | None:
+    def match(self, api: str, operation_id: str | None, tenant: str | None, declared: set[int]) -> Fault | None:
         """The first fault that applies to this call (and count it), or None."""
         if not self._faults:
             return None

@@ -38,7 +38,7 @@ def redact_body(body: bytes) -> str | None:
             if name in data:
                 data[name] = "***"
         return json.dumps(data, ensure_ascii=False)
-    if "=" in text and "&" in text or text.count("=") == 1:
+    if ("=" in text and "&" in text) or text.count("=") == 1:
         from urllib.parse import parse_qsl, urlencode
 
         pairs = [(k, "***" if k in SECRET_FIELDS else v) for k, v in parse_qsl(text, keep_blank_values=True)]
@@ -94,12 +94,21 @@ class Journal:
         with self._lock:
             self._entries.clear()
 
-    def query(self, *, api: str | None = None, operation_id: str | None = None, method: str | None = None,
-              path: str | None = None, status: int | None = None, limit: int = 100) -> list[JournalEntry]:
+    def query(
+        self,
+        *,
+        api: str | None = None,
+        operation_id: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        status: int | None = None,
+        limit: int = 100,
+    ) -> list[JournalEntry]:
         with self._lock:
             entries = list(self._entries)
         matched = [
-            e for e in entries
+            e
+            for e in entries
             if (api is None or e.api == api)
             and (operation_id is None or e.operation_id == operation_id)
             and (method is None or e.method == method.upper())

@@ -48,8 +48,13 @@ def token_info_of(scope: Scope) -> dict[str, Any] | None:
 
 class BodyTooLarge(FieldError):
     def __init__(self, limit: int) -> None:
-        super().__init__(location="body", field=None, rule="maxBytes",
-                         message=f"The request body is larger than {limit} bytes", constraint=limit)
+        super().__init__(
+            location="body",
+            field=None,
+            rule="maxBytes",
+            message=f"The request body is larger than {limit} bytes",
+            constraint=limit,
+        )
 
 
 class MockHttpMiddleware:
@@ -69,14 +74,24 @@ class MockHttpMiddleware:
             runtime.webhooks.loop = asyncio.get_running_loop()
         state = scope.setdefault("state", {})
         state["mock"] = runtime
+        # Connexion's router works on a shallow copy of the scope; a shared extensions dict lets the error
+        # handler out here see which operation was routed and who was authenticated.
+        scope.setdefault("extensions", {})
         path: str = scope["path"]
 
         if runtime.control_token and (path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/")):
             given = dict(scope["headers"]).get(b"x-mock-control-token", b"").decode("latin-1")
             if not hmac.compare_digest(given, runtime.control_token):
-                response = JSONResponse({"type": "about:blank", "title": "Unauthorized", "status": 401,
-                                         "detail": "The control API needs the X-Mock-Control-Token header"},
-                                        status_code=401, media_type="application/problem+json")
+                response = JSONResponse(
+                    {
+                        "type": "about:blank",
+                        "title": "Unauthorized",
+                        "status": 401,
+                        "detail": "The control API needs the X-Mock-Control-Token header",
+                    },
+                    status_code=401,
+                    media_type="application/problem+json",
+                )
                 await response(scope, receive, send)
                 return
 
@@ -102,7 +117,7 @@ class MockHttpMiddleware:
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > limit:
                 # Refuse before reading; the body is the vendor's validation error.
-                bounded_receive = _oversized_receive(limit)  # noqa: F811
+                bounded_receive = _oversized_receive(limit)
                 break
 
         status = 0
@@ -118,31 +133,35 @@ class MockHttpMiddleware:
                 headers.append((b"date", date))
                 message = {**message, "headers": headers}
                 response_headers = headers
-            elif recording and message["type"] == "http.response.body":
-                if sum(map(len, response_chunks)) < 65_536:
-                    response_chunks.append(message.get("body", b""))
+            elif recording and message["type"] == "http.response.body" and sum(map(len, response_chunks)) < 65_536:
+                response_chunks.append(message.get("body", b""))
             await send(message)
 
+        vendor = runtime.vendor_for_path(path)
+        early = vendor.intercept(scope["method"], path, dict(scope["headers"])) if vendor else None
+        app = self.app if early is None else _empty_response(early)
         try:
-            await self.app(scope, bounded_receive, stamped_send)
+            await app(scope, bounded_receive, stamped_send)
         finally:
             if recording:
                 operation_id, _ = routing_info(scope)
-                journal.add(JournalEntry(
-                    id=journal.next_id(),
-                    at=runtime.clock.now().isoformat(),
-                    api=_api_of(runtime, path),
-                    method=scope["method"],
-                    path=path,
-                    query=scope.get("query_string", b"").decode("latin-1"),
-                    status=status,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                    operation_id=operation_id,
-                    request_headers=redact_headers(scope["headers"]),
-                    request_body=redact_body(b"".join(request_chunks)),
-                    response_headers=redact_headers(response_headers),
-                    response_body=redact_body(b"".join(response_chunks)),
-                ))
+                journal.add(
+                    JournalEntry(
+                        id=journal.next_id(),
+                        at=runtime.clock.now().isoformat(),
+                        api=_api_of(runtime, path),
+                        method=scope["method"],
+                        path=path,
+                        query=scope.get("query_string", b"").decode("latin-1"),
+                        status=status,
+                        duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                        operation_id=operation_id,
+                        request_headers=redact_headers(scope["headers"]),
+                        request_body=redact_body(b"".join(request_chunks)),
+                        response_headers=redact_headers(response_headers),
+                        response_body=redact_body(b"".join(response_chunks)),
+                    )
+                )
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         hub = self.runtime.hub
@@ -153,6 +172,14 @@ class MockHttpMiddleware:
             return
         scope.setdefault("path_params", {})["app_key"] = scope["path"].rsplit("/", 1)[-1]
         await hub.endpoint(websocket)
+
+
+def _empty_response(status: int) -> ASGIApp:
+    async def respond(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": [(b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
+
+    return respond
 
 
 def _oversized_receive(limit: int):  # type: ignore[no-untyped-def]
@@ -187,8 +214,9 @@ class LimitsAndFaults:
             request = ConnexionRequest(scope, receive)
             if operation_id is not None:
                 vendor.limit(request, operation_id, token_info)
-            fault = runtime.faults.match(vendor.name, operation_id, vendor.tenant(token_info),
-                                         _declared(vendor.name, operation_id))
+            fault = runtime.faults.match(
+                vendor.name, operation_id, vendor.tenant(token_info), _declared(vendor.name, operation_id)
+            )
             if fault is not None:
                 if fault.latency_ms:
                     await asyncio.sleep(fault.latency_ms / 1000)

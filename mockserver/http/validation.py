@@ -42,8 +42,9 @@ def _violation(location: str, error: ValidationError, prefix: str | None = None)
     path = [str(part) for part in error.absolute_path]
     if error.validator == "required":
         # jsonschema reports a missing property at its parent; name the property itself.
-        missing = [name for name in error.validator_value if isinstance(error.instance, dict)
-                   and name not in error.instance]
+        missing = [
+            name for name in error.validator_value if isinstance(error.instance, dict) and name not in error.instance
+        ]
         if missing:
             path.append(missing[0])
     if prefix:
@@ -54,8 +55,13 @@ def _violation(location: str, error: ValidationError, prefix: str | None = None)
 def raise_violations(violations: list[Violation]) -> None:
     if violations:
         first = violations[0]
-        error = FieldError(location=first.location, field=first.field, rule=first.rule, message=first.message,
-                           constraint=first.constraint)
+        error = FieldError(
+            location=first.location,
+            field=first.field,
+            rule=first.rule,
+            message=first.message,
+            constraint=first.constraint,
+        )
         error.violations = violations  # type: ignore[attr-defined]
         raise error
 
@@ -63,16 +69,25 @@ def raise_violations(violations: list[Violation]) -> None:
 class CompiledParameterValidator(ParameterValidator):
     """Validates path, query, header and cookie parameters with validators built once."""
 
-    def __init__(self, parameters: t.Any, uri_parser: t.Any, strict_validation: bool = False,
-                 security_query_params: t.Any = None) -> None:
+    def __init__(
+        self,
+        parameters: t.Any,
+        uri_parser: t.Any,
+        strict_validation: bool = False,
+        security_query_params: t.Any = None,
+    ) -> None:
         super().__init__(parameters, uri_parser, strict_validation, security_query_params)
         self._compiled: dict[str, list[tuple[str, bool, bool, Draft4Validator]]] = collections.defaultdict(list)
         for location, params in self.parameters.items():
             for param in params:
                 schema = param.get("schema", param)
                 self._compiled[location].append(
-                    (param["name"], bool(param.get("required")), is_nullable(param),
-                     Draft4Validator(schema, format_checker=_FORMATS))
+                    (
+                        param["name"],
+                        bool(param.get("required")),
+                        is_nullable(param),
+                        Draft4Validator(schema, format_checker=_FORMATS),
+                    )
                 )
 
     def validate_request(self, request: ConnexionRequest) -> None:
@@ -90,14 +105,16 @@ class CompiledParameterValidator(ParameterValidator):
                 value = values.get(key)
                 if value is None:
                     if required:
-                        violations.append(Violation(location, name, "required",
-                                                    f"Missing {location} parameter '{name}'"))
+                        violations.append(
+                            Violation(location, name, "required", f"Missing {location} parameter '{name}'")
+                        )
                     continue
                 if nullable and is_null(value):
                     continue
                 for error in validator.iter_errors(value):
-                    violations.append(Violation(location, name, str(error.validator), error.message,
-                                                error.validator_value))
+                    violations.append(
+                        Violation(location, name, str(error.validator), error.message, error.validator_value)
+                    )
                     break
         raise_violations(violations)
 

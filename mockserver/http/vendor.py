@@ -58,6 +58,12 @@ class Vendor:
     def server_error(self, request: ConnexionRequest) -> ApiError:
         return self.status(request, 500, None)
 
+    # --- before Connexion sees the request
+
+    def intercept(self, method: str, path: str, headers: dict[bytes, bytes]) -> int | None:
+        """A status to answer at once, with an empty body, before routing; None lets the request through."""
+        return None
+
     # --- before the handler runs (after security): rate limits
 
     def limit(self, request: ConnexionRequest, operation_id: str, token_info: dict[str, Any] | None) -> None:

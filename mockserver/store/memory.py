@@ -90,8 +90,7 @@ def parse_dump(state: Mapping[str, Any]) -> tuple[list[DumpedRecord], dict[str, 
             raise ValueError(f"record {kind}/{key} has version {version}")
         records.append((kind, key, version, encode_data(item["data"]), normalise_index(item.get("index"))))
     sequences = {
-        check_name(name, "sequence"): int(operator.index(value))
-        for name, value in state.get("sequences", {}).items()
+        check_name(name, "sequence"): int(operator.index(value)) for name, value in state.get("sequences", {}).items()
     }
     return records, sequences
 

@@ -60,9 +60,7 @@ _DELETE_ENTRY = "DELETE FROM entries WHERE idx = ? AND part = ? AND sort = ? AND
 _INSERT_ENTRY = "INSERT INTO entries (idx, part, sort, key, kind) VALUES (?, ?, ?, ?, ?)"
 _DECREMENT = "UPDATE counts SET n = n - 1 WHERE idx = ? AND part = ? RETURNING n"
 _DROP_COUNT = "DELETE FROM counts WHERE idx = ? AND part = ?"
-_INCREMENT = (
-    "INSERT INTO counts (idx, part, n) VALUES (?, ?, 1) ON CONFLICT (idx, part) DO UPDATE SET n = n + 1"
-)
+_INCREMENT = "INSERT INTO counts (idx, part, n) VALUES (?, ?, 1) ON CONFLICT (idx, part) DO UPDATE SET n = n + 1"
 _COUNT = "SELECT n FROM counts WHERE idx = ? AND part = ?"
 _NEXT_ID = (
     "INSERT INTO sequences (name, value) VALUES (?, ?)"
@@ -86,9 +84,7 @@ def _page_sql(cursor: bool, reverse: bool) -> str:
     )
 
 
-_PAGE_SQL = {
-    (cursor, reverse): _page_sql(cursor, reverse) for cursor in (False, True) for reverse in (False, True)
-}
+_PAGE_SQL = {(cursor, reverse): _page_sql(cursor, reverse) for cursor in (False, True) for reverse in (False, True)}
 
 
 class SchemaMismatch(RuntimeError):
@@ -126,15 +122,11 @@ class SqliteStore:
             raise
 
     def _migrate(self) -> None:
-        has_meta = self._conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
-        ).fetchone()
+        has_meta = self._conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
         if not has_meta:
             for statement in _SCHEMA:
                 self._conn.execute(statement)
-            self._conn.execute(
-                "INSERT INTO meta (name, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
-            )
+            self._conn.execute("INSERT INTO meta (name, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
             return
         row = self._conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
         found = row[0] if row else None
@@ -193,8 +185,7 @@ class SqliteStore:
         return {
             "format": DUMP_FORMAT,
             "records": [
-                dump_record(kind, key, version, data, _decode_index(idx))
-                for kind, key, version, data, idx in records
+                dump_record(kind, key, version, data, _decode_index(idx)) for kind, key, version, data, idx in records
             ],
             "sequences": dict(sequences.fetchall()),
         }
@@ -285,10 +276,7 @@ class SqliteStore:
             self._delete_all()
             self._conn.executemany(
                 "INSERT INTO records (kind, key, version, data, idx) VALUES (?, ?, ?, ?, ?)",
-                [
-                    (kind, key, version, data, _encode_index(index))
-                    for kind, key, version, data, index in records
-                ],
+                [(kind, key, version, data, _encode_index(index)) for kind, key, version, data, index in records],
             )
             self._conn.executemany(_INSERT_ENTRY, entries)
             self._conn.executemany(
@@ -344,9 +332,7 @@ class SqliteStore:
                 self._conn.execute("ROLLBACK")
             raise
 
-    def _refile(
-        self, kind: str, key: str, old: dict[str, tuple[str, int]], new: dict[str, tuple[str, int]]
-    ) -> None:
+    def _refile(self, kind: str, key: str, old: dict[str, tuple[str, int]], new: dict[str, tuple[str, int]]) -> None:
         """Move a record's index entries from ``old`` to ``new``, keeping counts; unchanged ones stay."""
         execute = self._conn.execute
         for name, (part, sort) in old.items():

@@ -22,24 +22,46 @@ STUDIO_ZONE = ZoneInfo("Europe/Berlin")
 
 # (english, german) message templates
 MESSAGES = {
-    "unauthorized": ("No api-key, wrong api-key or wrong header name.",
-                     "Kein API-Key, falscher API-Key oder falscher Header-Name."),
+    "unauthorized": (
+        "No api-key, wrong api-key or wrong header name.",
+        "Kein API-Key, falscher API-Key oder falscher Header-Name.",
+    ),
     "scope": ("The api-key lacks the scope {scope}.", "Dem API-Key fehlt der Scope {scope}."),
-    "not_found_route": ("The requested resource does not exist.", "Die angeforderte Ressource existiert nicht."),
+    "not_found_route": (
+        "The requested resource does not exist.",
+        "Die angeforderte Ressource existiert nicht.",
+    ),
     "not_found": ("{entity} {ident} does not exist.", "{entity_de} {ident} existiert nicht."),
-    "not_allowed": ("Only access mediums created through the API may be changed or removed.",
-                    "Nur über die API angelegte Zugangsmedien dürfen geändert oder gelöscht werden."),
+    "not_allowed": (
+        "Only access mediums created through the API may be changed or removed.",
+        "Nur über die API angelegte Zugangsmedien dürfen geändert oder gelöscht werden.",
+    ),
     "invalid": ("Invalid value for {field}: {reason}.", "Ungültiger Wert für {field}: {reason_de}."),
-    "invalid_body": ("The request body is not valid: {reason}.", "Der Anfrageinhalt ist ungültig: {reason_de}."),
-    "duplicate": ("The value is already used by another access medium of this studio.",
-                  "Der Wert wird bereits von einem anderen Zugangsmedium dieses Studios verwendet."),
-    "conflict": ("The entity was modified by another request.",
-                 "Die Entität wurde von einer anderen Anfrage geändert."),
-    "rate_limit": ("Access denied - rate limit is exceeded.", "Zugriff verweigert - Ratenlimit überschritten."),
-    "method": ("The method {method} is not supported for this resource.",
-               "Die Methode {method} wird für diese Ressource nicht unterstützt."),
+    "invalid_body": (
+        "The request body is not valid: {reason}.",
+        "Der Anfrageinhalt ist ungültig: {reason_de}.",
+    ),
+    "duplicate": (
+        "The value is already used by another access medium of this studio.",
+        "Der Wert wird bereits von einem anderen Zugangsmedium dieses Studios verwendet.",
+    ),
+    "conflict": (
+        "The entity was modified by another request.",
+        "Die Entität wurde von einer anderen Anfrage geändert.",
+    ),
+    "rate_limit": (
+        "Access denied - rate limit is exceeded.",
+        "Zugriff verweigert - Ratenlimit überschritten.",
+    ),
+    "method": (
+        "The method {method} is not supported for this resource.",
+        "Die Methode {method} wird für diese Ressource nicht unterstützt.",
+    ),
     "internal": ("Unexpected system error.", "Unerwarteter Systemfehler."),
-    "unavailable": ("The service is temporarily unavailable.", "Der Dienst ist vorübergehend nicht verfügbar."),
+    "unavailable": (
+        "The service is temporarily unavailable.",
+        "Der Dienst ist vorübergehend nicht verfügbar.",
+    ),
     "bad_request": ("The request is not valid.", "Die Anfrage ist ungültig."),
 }
 
@@ -52,7 +74,10 @@ REASONS = {
     "minimum": ("it must be at least {constraint}", "muss mindestens {constraint} sein"),
     "maximum": ("it must be at most {constraint}", "darf höchstens {constraint} sein"),
     "minLength": ("it must not be empty", "darf nicht leer sein"),
-    "maxLength": ("it must have at most {constraint} characters", "darf höchstens {constraint} Zeichen haben"),
+    "maxLength": (
+        "it must have at most {constraint} characters",
+        "darf höchstens {constraint} Zeichen haben",
+    ),
     "enum": ("it must be one of {constraint}", "muss einer der Werte {constraint} sein"),
     "pattern": ("it has the wrong format", "falsches Format"),
     "json": ("it is not valid JSON", "kein gültiges JSON"),
@@ -78,15 +103,29 @@ class MagiclineVendor(Vendor):
 
     def __init__(self, runtime: Any) -> None:
         super().__init__(runtime)
-        self._scopes = {op_id: list(op.get("x-required-scopes", []))
-                        for op_id, (_, _, op) in operations("magicline").items()}
+        self._scopes = {
+            op_id: list(op.get("x-required-scopes", [])) for op_id, (_, _, op) in operations("magicline").items()
+        }
         self._trace = 6453219806443214000
 
     def tenant(self, token_info: dict[str, Any] | None) -> str | None:
         return None if token_info is None else str(token_info["studio_id"])
 
-    def error(self, status: int, code: str, message: str, reference: str | None = None,
-              headers: dict[str, str] | None = None) -> ApiError:
+    def intercept(self, method: str, path: str, headers: dict[bytes, bytes]) -> int | None:
+        # HEAD on any path only checks the key: no routing, no validation, no business logic.
+        if method != "HEAD":
+            return None
+        key = headers.get(b"x-api-key", b"").decode("latin-1")
+        return 200 if key and self.runtime.building.api_key(key) is not None else 401
+
+    def error(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        reference: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> ApiError:
         self._trace += 1
         body: dict[str, Any] = {"errorMessage": message, "errorCode": code, "traceId": str(self._trace)}
         if reference:
@@ -101,16 +140,28 @@ class MagiclineVendor(Vendor):
         for scope in self._scopes.get(operation_id, []):
             if scope not in data["scopes"]:
                 raise self.error(403, "FORBIDDEN", _message(request, "scope", scope=scope))
-        return {"sub": data["studio_id"], "studio_id": data["studio_id"], "scopes": data["scopes"], "key": key}
+        return {
+            "sub": data["studio_id"],
+            "studio_id": data["studio_id"],
+            "scopes": data["scopes"],
+            "key": key,
+        }
 
     def invalid(self, request: ConnexionRequest, error: FieldError, operation_id: str | None) -> ApiError:
         english, german = REASONS.get(error.rule, ("it is not valid", "ungültig"))
         constraint = error.constraint
-        values = {"reason": english.format(constraint=constraint), "reason_de": german.format(constraint=constraint)}
+        values = {
+            "reason": english.format(constraint=constraint),
+            "reason_de": german.format(constraint=constraint),
+        }
         if error.field is None:
             return self.error(400, "VALIDATION_ERROR", _message(request, "invalid_body", **values))
-        return self.error(400, "VALIDATION_ERROR", _message(request, "invalid", field=error.field, **values),
-                          reference=error.field)
+        return self.error(
+            400,
+            "VALIDATION_ERROR",
+            _message(request, "invalid", field=error.field, **values),
+            reference=error.field,
+        )
 
     def unauthenticated(self, request: ConnexionRequest) -> ApiError:
         return self.error(401, "UNAUTHORIZED", _message(request, "unauthorized"))
@@ -122,13 +173,22 @@ class MagiclineVendor(Vendor):
         return self.error(404, "ENTITY_NOT_FOUND", _message(request, "not_found_route"))
 
     def method_not_allowed(self, request: ConnexionRequest, allowed: str) -> ApiError:
-        return self.error(405, "METHOD_NOT_ALLOWED", _message(request, "method", method=request.method),
-                          headers={"Allow": allowed})
+        return self.error(
+            405,
+            "METHOD_NOT_ALLOWED",
+            _message(request, "method", method=request.method),
+            headers={"Allow": allowed},
+        )
 
     def domain_error(self, request: ConnexionRequest, error: DomainError, operation_id: str | None) -> ApiError:
         if isinstance(error, NotFound):
-            message = _message(request, "not_found", entity=error.entity, ident=error.ident,
-                               entity_de=ENTITY_DE.get(error.entity, error.entity))
+            message = _message(
+                request,
+                "not_found",
+                entity=error.entity,
+                ident=error.ident,
+                entity_de=ENTITY_DE.get(error.entity, error.entity),
+            )
             return self.error(404, "ENTITY_NOT_FOUND", message, reference=error.field)
         if isinstance(error, NotAllowed):
             return self.error(403, "FORBIDDEN", _message(request, "not_allowed"), reference=error.field)
@@ -144,19 +204,28 @@ class MagiclineVendor(Vendor):
         return self.error(429, "RATE_LIMIT_EXCEEDED", _message(request, "rate_limit"))
 
     def status(self, request: ConnexionRequest, status: int, operation_id: str | None) -> ApiError:
-        simple = {400: ("VALIDATION_ERROR", "bad_request"), 401: ("UNAUTHORIZED", "unauthorized"),
-                  403: ("FORBIDDEN", "not_allowed"), 404: ("ENTITY_NOT_FOUND", "not_found_route"),
-                  409: ("CONCURRENT_MODIFICATION", "conflict"), 429: ("RATE_LIMIT_EXCEEDED", "rate_limit"),
-                  503: ("SERVICE_UNAVAILABLE", "unavailable")}
+        simple = {
+            400: ("VALIDATION_ERROR", "bad_request"),
+            401: ("UNAUTHORIZED", "unauthorized"),
+            403: ("FORBIDDEN", "not_allowed"),
+            404: ("ENTITY_NOT_FOUND", "not_found_route"),
+            409: ("CONCURRENT_MODIFICATION", "conflict"),
+            429: ("RATE_LIMIT_EXCEEDED", "rate_limit"),
+            503: ("SERVICE_UNAVAILABLE", "unavailable"),
+        }
         code, key = simple.get(status, ("INTERNAL_ERROR", "internal"))
         return self.error(status, code, _message(request, key))
 
     def limit(self, request: ConnexionRequest, operation_id: str, token_info: dict[str, Any] | None) -> None:
         if token_info is None:
             return
-        wait = self.runtime.limiter.hit(("magicline", token_info["key"], operation_id),
-                                        limit=self.runtime.settings.magicline_rate_limit_per_minute,
-                                        window=60, now=self.runtime.clock.now().timestamp(), aligned=True)
+        wait = self.runtime.limiter.hit(
+            ("magicline", token_info["key"], operation_id),
+            limit=self.runtime.settings.magicline_rate_limit_per_minute,
+            window=60,
+            now=self.runtime.clock.now().timestamp(),
+            aligned=True,
+        )
         if wait:
             raise self.rate_limited(request, wait)
 
@@ -209,46 +278,52 @@ def _studio_id() -> int:
 # ---------------------------------------------------------------------------------------------- handlers
 
 
-async def getCustomers(offset: str | None = None, sliceSize: int = 100,  # noqa: N802, N803
-                       customerStatus: str | None = None, lastOffsetId: int | None = None,  # noqa: N803
-                       cardNumberFormat: str | None = None) -> tuple[dict[str, Any], int]:  # noqa: N803
+async def getCustomers(
+    offset: str | None = None,
+    sliceSize: int = 100,
+    customerStatus: str | None = None,
+    lastOffsetId: int | None = None,
+    cardNumberFormat: str | None = None,
+) -> tuple[dict[str, Any], int]:
     after = int(offset) if offset is not None else lastOffsetId
-    customers, has_next = _context.runtime().building.customers(_studio_id(), after=after, limit=sliceSize,
-                                                                status=customerStatus)
+    customers, has_next = _context.runtime().building.customers(
+        _studio_id(), after=after, limit=sliceSize, status=customerStatus
+    )
     next_offset = str(customers[-1].id) if customers else str(after or 0)
-    return {"result": [customer_json(c, cardNumberFormat) for c in customers], "offset": next_offset,
-            "hasNext": has_next}, 200
+    return {
+        "result": [customer_json(c, cardNumberFormat) for c in customers],
+        "offset": next_offset,
+        "hasNext": has_next,
+    }, 200
 
 
-async def getCustomerById(customerId: int, cardNumberFormat: str | None = None  # noqa: N802, N803
-                          ) -> tuple[dict[str, Any], int]:
+async def getCustomerById(customerId: int, cardNumberFormat: str | None = None) -> tuple[dict[str, Any], int]:
     customer = _context.runtime().building.customer(_studio_id(), customerId)
     return customer_json(customer, cardNumberFormat), 200
 
 
-async def getCustomerAccessCode(customerId: int) -> tuple[dict[str, Any], int]:  # noqa: N802, N803
+async def getCustomerAccessCode(customerId: int) -> tuple[dict[str, Any], int]:
     customer = _context.runtime().building.customer_access_code(_studio_id(), customerId)
     assert customer.qr_expires_at is not None
     expires = datetime.fromtimestamp(customer.qr_expires_at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {"format": "QR_CODE", "expiresAt": expires, "content": customer.qr_content}, 200
 
 
-async def addAccessMediums(customerId: int, body: dict[str, Any]) -> tuple[dict[str, Any], int]:  # noqa: N802, N803
+async def addAccessMediums(customerId: int, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     medium = _context.runtime().building.add_medium(_studio_id(), customerId, body["type"], body["value"])
     return medium_json(medium), 200
 
 
-async def addAccessMedium(customerId: int, body: dict[str, Any]) -> tuple[dict[str, Any], int]:  # noqa: N802, N803
+async def addAccessMedium(customerId: int, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     return await addAccessMediums(customerId, body)
 
 
-async def updateAccessMediums(customerId: int, accessMediumId: int,  # noqa: N802, N803
-                              body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+async def updateAccessMediums(customerId: int, accessMediumId: int, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     medium = _context.runtime().building.update_medium(_studio_id(), customerId, accessMediumId, body["value"])
     return medium_json(medium), 200
 
 
-async def deleteAccessMediums(customerId: int, accessMediumId: int) -> tuple[Any, int]:  # noqa: N802, N803
+async def deleteAccessMediums(customerId: int, accessMediumId: int) -> tuple[Any, int]:
     _context.runtime().building.delete_medium(_studio_id(), customerId, accessMediumId)
     return NoContent, 200
 
@@ -258,5 +333,5 @@ async def _key_checked(**_path: Any) -> tuple[Any, int]:
     return NoContent, 200
 
 
-checkKeyCustomers = checkKeyCustomer = checkKeyAccessCode = _key_checked  # noqa: N816
-checkKeyAccessMediums = checkKeyAccessMedium = checkKeyAccessMediumLegacy = _key_checked  # noqa: N816
+checkKeyCustomers = checkKeyCustomer = checkKeyAccessCode = _key_checked
+checkKeyAccessMediums = checkKeyAccessMedium = checkKeyAccessMediumLegacy = _key_checked

@@ -55,8 +55,7 @@ class SeamVendor(Vendor):
         return error(404, "NOT_FOUND", message)
 
     def method_not_allowed(self, request: ConnexionRequest, allowed: str) -> ApiError:
-        return error(405, "METHOD_NOT_ALLOWED", f"{request.method} is not allowed here",
-                     headers={"Allow": allowed})
+        return error(405, "METHOD_NOT_ALLOWED", f"{request.method} is not allowed here", headers={"Allow": allowed})
 
     def domain_error(self, request: ConnexionRequest, error_: DomainError, operation_id: str | None) -> ApiError:
         if isinstance(error_, NotFound):
@@ -103,13 +102,22 @@ def _owner_id() -> int:
 
 
 def intercom_json(intercom: Intercom) -> dict[str, Any]:
-    return {"intercom_id": intercom.uuid, "name": intercom.title, "model": intercom.model,
-            "address": intercom.address}
+    return {
+        "intercom_id": intercom.uuid,
+        "name": intercom.title,
+        "model": intercom.model,
+        "address": intercom.address,
+    }
 
 
 def code_json(code: AccessCode, intercom: Intercom) -> dict[str, Any]:
-    return {"access_code_id": code.uuid, "intercom_id": intercom.uuid, "owner_id": code.owner_uuid,
-            "code": code.digits, "name": code.title}
+    return {
+        "access_code_id": code.uuid,
+        "intercom_id": intercom.uuid,
+        "owner_id": code.owner_uuid,
+        "code": code.digits,
+        "name": code.title,
+    }
 
 
 LOGIN_PAGE = """<!doctype html>
@@ -132,26 +140,33 @@ LOGIN_PAGE = """<!doctype html>
 def _login_page(redirect_uri: str, state: str | None, message: str = "") -> str:
     action = f"{_context.runtime().vendors['seam'].prefix}/authorize"
     note = f'<p role="alert">{html.escape(message)}</p>' if message else ""
-    return LOGIN_PAGE.format(message=note, action=html.escape(action), redirect_uri=html.escape(redirect_uri),
-                             state=html.escape(state or ""))
+    return LOGIN_PAGE.format(
+        message=note,
+        action=html.escape(action),
+        redirect_uri=html.escape(redirect_uri),
+        state=html.escape(state or ""),
+    )
 
 
 def _refuse_redirect() -> ApiError:
-    return error(400, "INVALID_REDIRECT_URI",
-                 "redirect_uri must be an https address under integrations.getseam.com")
+    return error(400, "INVALID_REDIRECT_URI", "redirect_uri must be an https address under integrations.getseam.com")
 
 
 # ---------------------------------------------------------------------------------------------- handlers
 
 
-async def authorizePage(redirect_uri: str, state: str | None = None, client_id: str | None = None,  # noqa: N802
-                        response_type: str | None = None) -> HTMLResponse:
+async def authorizePage(
+    redirect_uri: str,
+    state: str | None = None,
+    client_id: str | None = None,
+    response_type: str | None = None,
+) -> HTMLResponse:
     if not _vendor().redirect_allowed(redirect_uri):
         raise _refuse_redirect()
     return HTMLResponse(_login_page(redirect_uri, state))
 
 
-async def authorizeLogin(body: dict[str, Any]) -> Any:  # noqa: N802
+async def authorizeLogin(body: dict[str, Any]) -> Any:
     redirect_uri = body["redirect_uri"]
     if not _vendor().redirect_allowed(redirect_uri):
         raise _refuse_redirect()
@@ -159,52 +174,51 @@ async def authorizeLogin(body: dict[str, Any]) -> Any:  # noqa: N802
     try:
         owner = building.owner_by_credentials(body["email"], body["password"])
     except Unauthenticated:
-        return HTMLResponse(_login_page(redirect_uri, body.get("state"), "Wrong email or password."),
-                            status_code=401)
+        return HTMLResponse(_login_page(redirect_uri, body.get("state"), "Wrong email or password."), status_code=401)
     code = building.create_oauth_code(owner.id, redirect_uri)
     query = {"code": code, **({"state": body["state"]} if body.get("state") else {})}
     separator = "&" if "?" in redirect_uri else "?"
     return RedirectResponse(f"{redirect_uri}{separator}{urlencode(query)}", status_code=302)
 
 
-async def exchangeToken(body: dict[str, Any]) -> tuple[dict[str, Any], int]:  # noqa: N802
+async def exchangeToken(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     if body["client_id"] != CLIENT_ID or body["client_secret"] != CLIENT_SECRET:
         raise error(401, "INVALID_CLIENT", "Unknown client or wrong client secret")
     token = _context.runtime().building.exchange_oauth_code(body["code"])
     return {"access_token": token}, 200
 
 
-async def listIntercoms() -> tuple[dict[str, Any], int]:  # noqa: N802
+async def listIntercoms() -> tuple[dict[str, Any], int]:
     intercoms = _context.runtime().building.owner_intercoms(_owner_id())
     return {"intercoms": [intercom_json(i) for i in intercoms]}, 200
 
 
-async def getIntercom(intercom_id: str) -> tuple[dict[str, Any], int]:  # noqa: N802
+async def getIntercom(intercom_id: str) -> tuple[dict[str, Any], int]:
     intercom = _context.runtime().building.owner_intercom(_owner_id(), intercom_uuid=intercom_id)
     return intercom_json(intercom), 200
 
 
-async def unlockIntercom(intercom_id: str, body: dict[str, Any]) -> tuple[dict[str, Any], int]:  # noqa: N802
+async def unlockIntercom(intercom_id: str, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     building = _context.runtime().building
     intercom = building.owner_intercom(_owner_id(), intercom_uuid=intercom_id)
     building.unlock(intercom, int(body["unlock_time"]), by="seam")
     return {"ok": True}, 200
 
 
-async def listAccessCodes(intercom_id: str) -> tuple[dict[str, Any], int]:  # noqa: N802
+async def listAccessCodes(intercom_id: str) -> tuple[dict[str, Any], int]:
     building = _context.runtime().building
     intercom = building.owner_intercom(_owner_id(), intercom_uuid=intercom_id)
     return {"access_codes": [code_json(c, intercom) for c in building.intercom_codes(intercom)]}, 200
 
 
-async def getAccessCode(access_code_id: str) -> tuple[dict[str, Any], int]:  # noqa: N802
+async def getAccessCode(access_code_id: str) -> tuple[dict[str, Any], int]:
     building = _context.runtime().building
     code = building.owner_code(_owner_id(), access_code_id)
     code, intercom = building.code_with_intercom(code.id)
     return code_json(code, intercom), 200
 
 
-async def deleteAccessCode(access_code_id: str) -> tuple[dict[str, Any], int]:  # noqa: N802
+async def deleteAccessCode(access_code_id: str) -> tuple[dict[str, Any], int]:
     _context.runtime().building.remove_owner_code(_owner_id(), access_code_id)
     return {"ok": True}, 200
 

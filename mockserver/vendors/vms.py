@@ -135,8 +135,14 @@ def _url_window(page: int, last_page: int, on_each_side: int = 3) -> list[int | 
 
 # ---------------------------------------------------------------------------------------------- errors
 
-_TYPE_WORDS = {"string": "a string", "integer": "an integer", "array": "an array", "object": "an array",
-               "boolean": "true or false", "number": "a number"}
+_TYPE_WORDS = {
+    "string": "a string",
+    "integer": "an integer",
+    "array": "an array",
+    "object": "an array",
+    "boolean": "true or false",
+    "number": "a number",
+}
 
 
 def _attribute(field: str) -> str:
@@ -223,7 +229,9 @@ class VmsVendor(Vendor):
             if field in errors:
                 continue  # Laravel stops at a field's first failing rule once it is blank or of the wrong type
             rule = violation.rule
-            if (rule == "minLength" and violation.constraint == 1) or (rule == "pattern" and violation.constraint == "\\S"):
+            if (rule == "minLength" and violation.constraint == 1) or (
+                rule == "pattern" and violation.constraint == "\\S"
+            ):
                 rule = "required"  # Laravel trims strings and turns empty ones into null: a blank is a missing value
             errors[field] = [laravel_message(field, rule, violation.constraint)]
         return validation_error(errors or {"body": ["The request is invalid."]})
@@ -259,8 +267,11 @@ class VmsVendor(Vendor):
         return validation_error({field: [message]})
 
     def rate_limited(self, request: ConnexionRequest, retry_after: int) -> ApiError:
-        return ApiError(429, {"message": "Too Many Attempts."},
-                        headers={"Retry-After": str(retry_after), "X-RateLimit-Remaining": "0"})
+        return ApiError(
+            429,
+            {"message": "Too Many Attempts."},
+            headers={"Retry-After": str(retry_after), "X-RateLimit-Remaining": "0"},
+        )
 
     def status(self, request: ConnexionRequest, status: int, operation_id: str | None) -> ApiError:
         if status == 401:
@@ -281,10 +292,13 @@ class VmsVendor(Vendor):
         if operation_id != "getWsUrl":
             return
         device = request.headers.get("x-uuid") or (request.client.host if request.client else "?")
-        wait = self.runtime.limiter.hit(("vms", "wsurl", device),
-                                        limit=self.runtime.settings.vms_wsurl_limit_per_5_minutes,
-                                        window=WSURL_WINDOW_SECONDS,
-                                        now=self.runtime.clock.now().timestamp(), aligned=False)
+        wait = self.runtime.limiter.hit(
+            ("vms", "wsurl", device),
+            limit=self.runtime.settings.vms_wsurl_limit_per_5_minutes,
+            window=WSURL_WINDOW_SECONDS,
+            now=self.runtime.clock.now().timestamp(),
+            aligned=False,
+        )
         if wait:
             raise self.rate_limited(request, wait)
 
@@ -303,12 +317,13 @@ def _socket_id() -> str | None:
 
 async def login(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     building = _context.runtime().building
-    owner, token, session_id = building.vms_login(body["login"].strip(), body["password"],
-                                                  session_id=(body.get("session_id") or None))
+    owner, token, session_id = building.vms_login(
+        body["login"].strip(), body["password"], session_id=(body.get("session_id") or None)
+    )
     return {"user": user_json(owner, session_id), "access_token": f"Bearer {token}"}, 200
 
 
-async def listCodes(page: int = 1, per_page: int = 25) -> tuple[dict[str, Any], int]:  # noqa: N802
+async def listCodes(page: int = 1, per_page: int = 25) -> tuple[dict[str, Any], int]:
     runtime = _context.runtime()
     items, total = runtime.building.user_codes(_user_id(), page=page, per_page=per_page)
     now = runtime.clock.now().timestamp()
@@ -324,32 +339,37 @@ def _parse_expiry(text: str) -> datetime:
         raise Invalid("The expired at field must match the format Y-m-d H:i.", field="expired_at") from exc
 
 
-async def createCode(intercom: int, body: dict[str, Any]) -> tuple[dict[str, Any], int]:  # noqa: N802
+async def createCode(intercom: int, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     runtime = _context.runtime()
     building = runtime.building
     user_id = _user_id()
     expired_at = _parse_expiry(body["expired_at"])
     target = building.owner_intercom(user_id, intercom_id=intercom)
-    code = building.create_code(intercom=target, title=body["title"].strip(), expired_at=expired_at,
-                                created_by=user_id, origin=_socket_id())
+    code = building.create_code(
+        intercom=target,
+        title=body["title"].strip(),
+        expired_at=expired_at,
+        created_by=user_id,
+        origin=_socket_id(),
+    )
     code, target = building.code_with_intercom(code.id)
     return code_json(code, target, runtime.clock.now().timestamp()), 200
 
 
-async def deleteCodes(body: dict[str, Any]) -> tuple[Any, int]:  # noqa: N802
+async def deleteCodes(body: dict[str, Any]) -> tuple[Any, int]:
     building = _context.runtime().building
     building.delete_user_codes(_user_id(), list(body["ids"]), origin=_socket_id())
     return NoContent, 204
 
 
-async def openDoor(intercom: int) -> tuple[Any, int]:  # noqa: N802
+async def openDoor(intercom: int) -> tuple[Any, int]:
     building = _context.runtime().building
     target = building.owner_intercom(_user_id(), intercom_id=intercom)
     building.unlock(target, by="vms", detail={"user_id": _user_id()})
     return NoContent, 204
 
 
-async def getWsUrl() -> tuple[dict[str, Any], int]:  # noqa: N802
+async def getWsUrl() -> tuple[dict[str, Any], int]:
     runtime = _context.runtime()
     base = urlsplit(_context.base_url())
     encrypted = base.scheme == "https"
@@ -357,11 +377,17 @@ async def getWsUrl() -> tuple[dict[str, Any], int]:  # noqa: N802
     path = f"{base.path.rstrip('/')}{VmsVendor.prefix}/ws"
     host = base.hostname or "127.0.0.1"
     ws_url = f"{'wss' if encrypted else 'ws'}://{base.netloc}{path}"
-    return {"ws_url": ws_url, "app_key": runtime.pusher_app_key, "port": port, "host": host, "path": path,
-            "is_encrypted": encrypted}, 200
+    return {
+        "ws_url": ws_url,
+        "app_key": runtime.pusher_app_key,
+        "port": port,
+        "host": host,
+        "path": path,
+        "is_encrypted": encrypted,
+    }, 200
 
 
-async def authorizeChannel(body: dict[str, Any]) -> tuple[dict[str, Any], int]:  # noqa: N802
+async def authorizeChannel(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     runtime = _context.runtime()
     channel = body["channel_name"]
     if channel != f"private-user.{_user_id()}":
@@ -386,17 +412,26 @@ def push_subscriber(runtime: Any) -> Any:
             return
         if isinstance(event, CodeCreated) and event.user_id is not None:
             code, intercom = runtime.building.code_with_intercom(event.code_id)
-            payload = {"type": "intercom.code.store",
-                       "intercom_code": code_json(code, intercom, event.at.timestamp())}
-            hub.publish_nowait(f"private-user.{event.user_id}", PUSH_EVENT, payload,
-                               exclude_socket_id=_valid_socket(hub, event.origin))
+            payload = {
+                "type": "intercom.code.store",
+                "intercom_code": code_json(code, intercom, event.at.timestamp()),
+            }
+            hub.publish_nowait(
+                f"private-user.{event.user_id}",
+                PUSH_EVENT,
+                payload,
+                exclude_socket_id=_valid_socket(hub, event.origin),
+            )
         elif isinstance(event, CodesDeleted):
             for user_id, ids in event.by_user.items():
                 if user_id is None:
                     continue
-                hub.publish_nowait(f"private-user.{user_id}", PUSH_EVENT,
-                                   {"type": "intercom.code.delete", "deleted_ids": ids},
-                                   exclude_socket_id=_valid_socket(hub, event.origin))
+                hub.publish_nowait(
+                    f"private-user.{user_id}",
+                    PUSH_EVENT,
+                    {"type": "intercom.code.delete", "deleted_ids": ids},
+                    exclude_socket_id=_valid_socket(hub, event.origin),
+                )
 
     return on_event
 

@@ -505,9 +505,7 @@ def test_mutating_returned_or_given_dicts_does_not_change_the_store(store: Store
         got.index["by_zone"] = ("z", 0)
     dumped = store.dump()
     dumped["records"][0]["data"]["tags"].append("dumped")
-    assert store.get("door", "d1") == Record(
-        "door", "d1", 1, {"tags": ["a"], "meta": {"x": 1}}, {"by_site": ("s1", 1)}
-    )
+    assert store.get("door", "d1") == Record("door", "d1", 1, {"tags": ["a"], "meta": {"x": 1}}, {"by_site": ("s1", 1)})
     assert store.count("by_site", "s1") == 1
 
 
@@ -598,9 +596,7 @@ def test_sqlite_acknowledged_writes_survive_kill(tmp_path: Path) -> None:
     stored = store.count("by_site", "s1")
     assert stored >= acked
     for i in range(acked):
-        assert store.get("door", f"d{i:05d}") == Record(
-            "door", f"d{i:05d}", 1, {"i": i}, {"by_site": ("s1", i)}
-        )
+        assert store.get("door", f"d{i:05d}") == Record("door", f"d{i:05d}", 1, {"i": i}, {"by_site": ("s1", i)})
     # Whatever made it in is whole: counts, entries and records agree.
     assert len(list(store.scan("door"))) == stored
     assert len(store.page("by_site", "s1", limit=10**6).records) == stored
@@ -618,9 +614,7 @@ INDEXES = st.dictionaries(
     st.tuples(st.sampled_from(["p1", "p2"]), st.integers(-2, 3)),
     max_size=2,
 )
-DATA = st.dictionaries(
-    st.sampled_from(["x", "y"]), st.integers(0, 3) | st.lists(st.integers(0, 3), max_size=2)
-)
+DATA = st.dictionaries(st.sampled_from(["x", "y"]), st.integers(0, 3) | st.lists(st.integers(0, 3), max_size=2))
 PARTITIONS = [(i, p) for i in ("by_site", "by_zone") for p in ("p1", "p2")]
 
 
@@ -736,9 +730,7 @@ class StoreMachine(RuleBasedStateMachine):
             expected = [Record(kind, key, *v) for (k, key), v in sorted(self.model.items()) if k == kind]
             assert list(self.store.scan(kind)) == expected
         for index, partition in PARTITIONS:
-            expected_count = sum(
-                1 for _, _, idx in self.model.values() if idx.get(index, (None,))[0] == partition
-            )
+            expected_count = sum(1 for _, _, idx in self.model.values() if idx.get(index, (None,))[0] == partition)
             assert self.store.count(index, partition) == expected_count
         assert self.store.is_empty() == (not self.model)
 
