@@ -145,8 +145,11 @@ class CompiledJSONBodyValidator(_BodyMixin, JSONRequestBodyValidator):
         if not raw:
             return None
         try:
-            return json.loads(raw.decode(self._encoding))
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            body = json.loads(raw.decode(self._encoding))
+            # JSON escapes can smuggle in lone UTF-16 surrogates, which are not text; refuse them as malformed.
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+            return body
+        except (UnicodeError, ValueError, RecursionError) as exc:
             raise_violations([Violation("body", None, "json", f"Malformed JSON body: {exc}")])
 
     def _validate(self, body: t.Any) -> dict | None:
