@@ -88,6 +88,8 @@ def create_app(
     unknown = set(apis) - set(VENDOR_APIS)
     if unknown:
         raise ValueError(f"unknown APIs {sorted(unknown)}; choose from {', '.join(VENDOR_APIS)}")
+    # Connexion warns on every body of an operation that accepts several media types; ours do on purpose.
+    logging.getLogger("connexion.operations.openapi3").setLevel(logging.ERROR)
     fixture_data = load_fixtures(fixtures)
     store = store if store is not None else open_store(str(state_path) if state_path else None)
     clock = clock or ManualClock()

@@ -14,6 +14,7 @@ from typing import Any
 import click
 import httpx
 import uvicorn
+import yaml
 
 # Connexion imports Starlette's test client, which warns about httpx; nothing of ours uses it.
 warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
@@ -21,6 +22,7 @@ warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testcli
 from .app import VENDOR_APIS, create_app  # noqa: E402  (after the filter above)
 from .control import credentials_json  # noqa: E402
 from .domain.clock import ManualClock  # noqa: E402
+from .domain.errors import DomainError  # noqa: E402
 from .runtime import Settings  # noqa: E402
 
 
@@ -164,8 +166,8 @@ def run(
             settings=settings,
             validate_responses=validate_responses,
         )
-    except (OSError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    except (OSError, ValueError, DomainError, yaml.YAMLError) as exc:
+        raise click.ClickException(f"cannot start: {exc}") from exc
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     base = (public_url or f"http://{shown_host}:{port}").rstrip("/")
     urls = {name: f"{base}{vendor.prefix}" for name, vendor in app.runtime.vendors.items()}

@@ -99,8 +99,12 @@ def test_every_example_validates_against_its_schema(name: str) -> None:
 
 @pytest.mark.parametrize("name", CONTRACTS)
 def test_operation_ids_are_plain_and_unique(name: str) -> None:
-    ids = [op["operationId"] for item in load_contract(name)["paths"].values()
-           for method, op in item.items() if method in METHODS]
+    ids = [
+        op["operationId"]
+        for item in load_contract(name)["paths"].values()
+        for method, op in item.items()
+        if method in METHODS
+    ]
     assert len(ids) == len(set(ids))
     assert all(re.fullmatch(r"[a-z][A-Za-z0-9]*", op_id) for op_id in ids), ids
 
@@ -126,7 +130,15 @@ def test_vms_paginator_and_dates_follow_the_seed() -> None:
     spec = load_contract("vms")
     schemas = spec["components"]["schemas"]
     assert set(schemas["PageMeta"]["required"]) == {
-        "current_page", "from", "last_page", "links", "path", "per_page", "to", "total"}
+        "current_page",
+        "from",
+        "last_page",
+        "links",
+        "path",
+        "per_page",
+        "to",
+        "total",
+    }
     assert set(schemas["PageLinks"]["required"]) == {"first", "last", "prev", "next"}
     date = re.compile(schemas["DateTime"]["pattern"])
     assert date.search("2022-04-19 17:16:00") and not date.search("2022-04-19T17:16:00Z")
@@ -153,18 +165,41 @@ def test_seam_uses_documented_error_ids_and_marks_its_own_choices() -> None:
 @pytest.mark.parametrize("name", VENDORS)
 def test_links_point_at_existing_operations(name: str) -> None:
     known = set(operations(name))
-    links = [link for _, _, op in operations(name).values() for response in op["responses"].values()
-             for link in response.get("links", {}).values()]
+    links = [
+        link
+        for _, _, op in operations(name).values()
+        for response in op["responses"].values()
+        for link in response.get("links", {}).values()
+    ]
     assert links, f"{name} has no links for stateful testing"
     assert all(link["operationId"] in known for link in links)
 
 
 def test_contracts_ship_inside_the_wheel(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
-                             "-q", "-w", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if result.returncode != 0 and "No module named 'hatchling'" in result.stderr:
-        result = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w",
-                                 str(tmp_path)], capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     assert result.returncode == 0, result.stderr
     (wheel,) = tmp_path.glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
@@ -181,9 +216,21 @@ def test_independent_linter_finds_no_errors(name: str, tmp_path: Path) -> None:
     modules = ensure_node_tools(".bin/spectral")
     ruleset = tmp_path / ".spectral.yaml"
     ruleset.write_text('extends: ["spectral:oas"]\n')
-    result = subprocess.run([str(modules / ".bin" / "spectral"), "lint", str(contract_path(name)), "--ruleset",
-                             str(ruleset), "--format", "json", "--quiet"], capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [
+            str(modules / ".bin" / "spectral"),
+            "lint",
+            str(contract_path(name)),
+            "--ruleset",
+            str(ruleset),
+            "--format",
+            "json",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     problems = json.loads(result.stdout or "[]")
     errors = [p for p in problems if p["severity"] == 0]
     assert not errors, errors
