@@ -18,10 +18,16 @@ from connexion.exceptions import (
 )
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from connexion.middleware import MiddlewarePosition
+from connexion.middleware.exceptions import ExceptionMiddleware
+from connexion.middleware.main import ConnexionMiddleware
+from connexion.middleware.response_validation import ResponseValidationMiddleware
+from connexion.middleware.routing import RoutingMiddleware
+from connexion.middleware.swagger_ui import SwaggerUIMiddleware
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import RelativeResolver
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.types import ASGIApp
 
 from .contracts import contract_path, match_path
@@ -30,6 +36,7 @@ from .domain.clock import ManualClock
 from .domain.errors import DomainError
 from .http.errors import ApiError, FieldError
 from .http.middleware import LimitsAndFaults, MockHttpMiddleware, routing_info
+from .http.pipeline import FastPipeline
 from .http.security import security_map
 from .http.validation import VALIDATOR_MAP
 from .push import PusherHub
@@ -82,9 +89,12 @@ def create_app(
     settings: Settings | None = None,
     rules: Rules | None = None,
     validate_responses: bool = False,
+    pipeline: str = "compiled",
 ) -> MockApp:
     """Build a mock. State comes from ``store`` (or a SQLite file at ``state_path``, or memory); an empty store
-    is filled from ``fixtures`` (the demo building by default), an existing one is used as it is."""
+    is filled from ``fixtures`` (the demo building by default), an existing one is used as it is. ``pipeline``
+    "compiled" (the default) runs each operation through `mockserver.http.pipeline`; "connexion" uses Connexion's
+    stock middleware chain, which decides the same, only slower (kept to prove that)."""
     unknown = set(apis) - set(VENDOR_APIS)
     if unknown:
         raise ValueError(f"unknown APIs {sorted(unknown)}; choose from {', '.join(VENDOR_APIS)}")
@@ -115,7 +125,16 @@ def create_app(
     building.subscribe(push_subscriber(runtime))
     building.subscribe(runtime.webhooks.on_event)
 
-    app = AsyncApp(__name__, validator_map=VALIDATOR_MAP, validate_responses=validate_responses)
+    if pipeline == "compiled":
+        chain: list[Any] = [ServerErrorMiddleware, ExceptionMiddleware, SwaggerUIMiddleware, RoutingMiddleware]
+        if validate_responses:
+            chain.append(ResponseValidationMiddleware)
+        chain.append(FastPipeline)
+    elif pipeline == "connexion":
+        chain = list(ConnexionMiddleware.default_middlewares)
+    else:
+        raise ValueError(f"unknown pipeline {pipeline!r}")
+    app = AsyncApp(__name__, validator_map=VALIDATOR_MAP, validate_responses=validate_responses, middlewares=chain)
     for name in apis:
         vendor = VENDOR_CLASSES[name](runtime)
         runtime.vendors[name] = vendor
@@ -130,6 +149,8 @@ def create_app(
             resolver=RelativeResolver(f"mockserver.vendors.{name}"),
             security_map=securities,
             swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"),
+            runtime=runtime,
+            api_name=name,
         )
     app.add_api(
         contract_path("control"),
@@ -138,8 +159,11 @@ def create_app(
         resolver=RelativeResolver("mockserver.control"),
         security_map=security_map(api_key=lambda request, token, scheme: {"sub": "control"}),
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"),
+        runtime=runtime,
+        api_name="control",
     )
-    app.add_middleware(LimitsAndFaults, position=MiddlewarePosition.BEFORE_VALIDATION)
+    if pipeline == "connexion":
+        app.add_middleware(LimitsAndFaults, position=MiddlewarePosition.BEFORE_VALIDATION)
     for exception in (Exception, ProblemException, HTTPException):
         app.add_error_handler(exception, _error_handler)
 

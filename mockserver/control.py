@@ -5,19 +5,20 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from connexion import NoContent, request
+from connexion import NoContent
 
 from .contracts import declared_statuses, operations
 from .domain.errors import Invalid
 from .domain.model import Intercom
 from .runtime import Runtime
+from .vendors import _context
 
 #: the control API declares problem documents too, so each answer names its media type
 JSON = {"Content-Type": "application/json"}
 
 
 def _runtime() -> Runtime:
-    return request.scope["state"]["mock"]
+    return _context.runtime()
 
 
 def _iso(epoch_ms: int | None) -> str | None:
@@ -25,7 +26,7 @@ def _iso(epoch_ms: int | None) -> str | None:
 
 
 def base_urls(runtime: Runtime) -> dict[str, str]:
-    base = runtime.base_url(request.headers, request.url.scheme)
+    base = _context.base_url()
     urls = {name: f"{base}{vendor.prefix}" for name, vendor in runtime.vendors.items()}
     urls["control"] = f"{base}/_mock"
     return urls

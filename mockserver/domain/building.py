@@ -90,6 +90,7 @@ class _Kinds:
     SYNC_BY_INTERCOM = "sync_by_intercom"
     LOG_BY_INTERCOM = "log_by_intercom"
     KEYPAD_BY_INTERCOM = "keypad_by_intercom"
+    UNLOCKED_DOORS = "unlocked_doors"  # intercoms whose door stands open, by when it relocks
     CUSTOMERS_BY_STUDIO = "customers_by_studio"
 
 
@@ -135,6 +136,18 @@ def _synchronized(method: Callable[..., T]) -> Callable[..., T]:
             if self._depth == 0:
                 self.publish_pending()
             return result
+
+    return wrapper
+
+
+def _reading(method: Callable[..., T]) -> Callable[..., T]:
+    """Run a lookup that no time-driven change can affect (credentials) under the lock only: no transaction, no
+    settling, so authenticating a request stays cheap."""
+
+    @functools.wraps(method)
+    def wrapper(self: Building, *args: Any, **kwargs: Any) -> T:
+        with self._lock:
+            return method(self, *args, **kwargs)
 
     return wrapper
 
@@ -192,10 +205,8 @@ class Building:
         """Remove codes past their `will_deleted_at` and relock doors whose unlock time is over."""
         now = self._now_s()
         for partition, remove in (("all", self._expire_code), ("keypad", self._forget_keypad_entry)):
-            # Peek at the earliest deadline first: on most calls nothing is due and one entry is read.
-            while (head := self.store.page(K.CODES_BY_DEADLINE, partition, limit=1).records) and (
-                head[0].index[K.CODES_BY_DEADLINE][1] < now
-            ):
+            # Only the earliest deadline is looked at first: on most calls nothing is due and no record is read.
+            while (due := self.store.lowest(K.CODES_BY_DEADLINE, partition)) is not None and due < now:
                 for record in self.store.page(K.CODES_BY_DEADLINE, partition, limit=100).records:
                     if record.index[K.CODES_BY_DEADLINE][1] < now:
                         remove(record)
@@ -208,20 +219,15 @@ class Building:
         self.store.delete(K.KEYPAD, record.key)
 
     def _relock_doors(self, now: float) -> None:
-        unlocked = self.store.get(K.META, "unlocked_doors")
-        if not unlocked:
-            return
-        still = []
-        for intercom_id in unlocked.data["ids"]:
-            intercom = self._intercom(intercom_id)
-            if intercom.unlocked_until_ms is not None and intercom.unlocked_until_ms <= now * 1000:
-                at = intercom.unlocked_until_ms / 1000
-                intercom.unlocked_until_ms = None
-                self._save_intercom(intercom)
-                self._log(intercom.id, "door.locked", {}, at=at)
-            elif intercom.unlocked_until_ms is not None:
-                still.append(intercom_id)
-        self.store.put(K.META, "unlocked_doors", {"ids": still})
+        now_ms = now * 1000
+        while (until := self.store.lowest(K.UNLOCKED_DOORS, "all")) is not None and until <= now_ms:
+            for record in self.store.page(K.UNLOCKED_DOORS, "all", limit=100).records:
+                intercom = Intercom.from_data(record.data)
+                if intercom.unlocked_until_ms is not None and intercom.unlocked_until_ms <= now_ms:
+                    at = intercom.unlocked_until_ms / 1000
+                    intercom.unlocked_until_ms = None
+                    self._save_intercom(intercom)
+                    self._log(intercom.id, "door.locked", {}, at=at)
 
     # ------------------------------------------------------------------ ids and secrets
 
@@ -344,7 +350,7 @@ class Building:
         token = self.add_token(api="vms", user_id=owner.id)
         return owner, token, self.store.get(K.TOKEN, token).data["session_id"]
 
-    @_synchronized
+    @_reading
     def user_for_token(self, api: str, token: str) -> Owner | None:
         """The owner a VMS or Seam bearer token belongs to, or None."""
         record = self.store.get(K.TOKEN, token)
@@ -352,7 +358,7 @@ class Building:
             return None
         return self._owner(record.data["user_id"])
 
-    @_synchronized
+    @_reading
     def session_of(self, token: str) -> str | None:
         record = self.store.get(K.TOKEN, token)
         return record.data["session_id"] if record else None
@@ -388,7 +394,7 @@ class Building:
             raise Invalid("The authorization code has expired", field="code")
         return self.add_token(api="seam", user_id=record.data["user_id"])
 
-    @_synchronized
+    @_reading
     def api_key(self, key: str) -> dict[str, Any] | None:
         """The studio and scopes of a Magicline API key, or None."""
         record = self.store.get(K.API_KEY, key)
@@ -461,12 +467,10 @@ class Building:
         return [Intercom.from_data(r.data) for r in page.records]
 
     def _save_intercom(self, intercom: Intercom) -> None:
-        self.store.put(
-            K.INTERCOM,
-            str(intercom.id),
-            intercom.to_data(),
-            index={K.INTERCOMS_BY_OWNER: (str(intercom.owner_id), intercom.id)},
-        )
+        index = {K.INTERCOMS_BY_OWNER: (str(intercom.owner_id), intercom.id)}
+        if intercom.unlocked_until_ms is not None:
+            index[K.UNLOCKED_DOORS] = ("all", intercom.unlocked_until_ms)
+        self.store.put(K.INTERCOM, str(intercom.id), intercom.to_data(), index=index)
 
     @_synchronized
     def owners(self) -> list[Owner]:
@@ -755,10 +759,6 @@ class Building:
         until = max(now_ms + unlock_ms, intercom.unlocked_until_ms or 0)
         intercom.unlocked_until_ms = until
         self._save_intercom(intercom)
-        unlocked = self.store.get(K.META, "unlocked_doors")
-        ids = set(unlocked.data["ids"]) if unlocked else set()
-        ids.add(intercom.id)
-        self.store.put(K.META, "unlocked_doors", {"ids": sorted(ids)})
         until_dt = datetime.fromtimestamp(until / 1000, timezone.utc)
         self._log(intercom.id, "door.unlocked", {"by": by, "until": until_dt.isoformat(), **detail})
         self._emit(DoorUnlocked(at=self.now(), intercom_id=intercom.id, until=until_dt, by=by, detail=detail))

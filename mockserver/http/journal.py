@@ -5,7 +5,8 @@ from __future__ import annotations
 import collections
 import itertools
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 #: headers whose values never reach the journal
@@ -47,24 +48,48 @@ def redact_body(body: bytes) -> str | None:
     return text
 
 
+#: the API of each path's first segment
+API_PREFIXES = {"magicline": "magicline", "seam": "seam", "vms": "vms", "_mock": "control"}
+
+
 @dataclass
 class JournalEntry:
+    """One exchange as recorded: raw bytes and header lists, decoded and redacted only when someone reads the
+    journal, so recording costs a request almost nothing."""
+
     id: int
-    at: str
-    api: str
+    at: datetime
     method: str
     path: str
-    query: str
+    query: bytes
     status: int
     duration_ms: float
     operation_id: str | None = None
-    request_headers: dict[str, str] = field(default_factory=dict)
-    request_body: str | None = None
-    response_headers: dict[str, str] = field(default_factory=dict)
-    response_body: str | None = None
+    request_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    request_body: bytes = b""
+    response_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    response_body: bytes = b""
+
+    @property
+    def api(self) -> str:
+        return API_PREFIXES.get(self.path.split("/", 2)[1] if self.path.count("/") else "", "other")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "api": self.api,
+            "operation_id": self.operation_id,
+            "method": self.method,
+            "path": self.path,
+            "query": self.query.decode("latin-1"),
+            "status": self.status,
+            "duration_ms": self.duration_ms,
+            "request_headers": redact_headers(self.request_headers),
+            "request_body": redact_body(self.request_body),
+            "response_headers": redact_headers(self.response_headers),
+            "response_body": redact_body(self.response_body),
+        }
 
 
 class Journal:

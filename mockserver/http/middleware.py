@@ -20,12 +20,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from .errors import FieldError
-from .journal import JournalEntry, redact_body, redact_headers
+from .journal import JournalEntry
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
 
 CONTROL_PREFIX = "/_mock"
+#: bytes of each body the journal keeps
+JOURNAL_BODY_LIMIT = 65_536
 
 
 def runtime_of(scope: Scope) -> Runtime:
@@ -61,6 +63,8 @@ class MockHttpMiddleware:
     def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
         self.app = app
         self.runtime = runtime
+        self._date_second = -1
+        self._date_value = b""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -100,7 +104,9 @@ class MockHttpMiddleware:
         journal = runtime.journal
         recording = journal.size > 0
         request_chunks: list[bytes] = []
+        response_chunks: list[bytes] = []
         received = 0
+        kept = 0
 
         async def bounded_receive() -> Message:
             nonlocal received
@@ -110,7 +116,7 @@ class MockHttpMiddleware:
                 received += len(chunk)
                 if received > limit:
                     raise BodyTooLarge(limit)
-                if recording and sum(map(len, request_chunks)) < 65_536:
+                if recording and received <= JOURNAL_BODY_LIMIT:
                     request_chunks.append(chunk)
             return message
 
@@ -122,46 +128,56 @@ class MockHttpMiddleware:
 
         status = 0
         response_headers: list[tuple[bytes, bytes]] = []
-        response_chunks: list[bytes] = []
-        date = email.utils.formatdate(runtime.clock.now().timestamp(), usegmt=True).encode()
+        date = self._date_header()
 
         async def stamped_send(message: Message) -> None:
-            nonlocal status, response_headers
+            nonlocal status, response_headers, kept
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                headers = [(k, v) for k, v in message.get("headers", ()) if k != b"date"]
                 headers.append((b"date", date))
                 message = {**message, "headers": headers}
                 response_headers = headers
-            elif recording and message["type"] == "http.response.body" and sum(map(len, response_chunks)) < 65_536:
-                response_chunks.append(message.get("body", b""))
+            elif recording and kept <= JOURNAL_BODY_LIMIT:
+                chunk = message.get("body", b"")
+                kept += len(chunk)
+                response_chunks.append(chunk)
             await send(message)
 
-        vendor = runtime.vendor_for_path(path)
-        early = vendor.intercept(scope["method"], path, dict(scope["headers"])) if vendor else None
-        app = self.app if early is None else _empty_response(early)
+        app = self.app
+        if scope["method"] == "HEAD":
+            vendor = runtime.vendor_for_path(path)
+            early = vendor.intercept("HEAD", path, dict(scope["headers"])) if vendor else None
+            if early is not None:
+                app = _empty_response(early)
         try:
             await app(scope, bounded_receive, stamped_send)
         finally:
             if recording:
-                operation_id, _ = routing_info(scope)
                 journal.add(
                     JournalEntry(
                         id=journal.next_id(),
-                        at=runtime.clock.now().isoformat(),
-                        api=_api_of(runtime, path),
+                        at=runtime.clock.now(),
                         method=scope["method"],
                         path=path,
-                        query=scope.get("query_string", b"").decode("latin-1"),
+                        query=scope.get("query_string", b""),
                         status=status,
                         duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                        operation_id=operation_id,
-                        request_headers=redact_headers(scope["headers"]),
-                        request_body=redact_body(b"".join(request_chunks)),
-                        response_headers=redact_headers(response_headers),
-                        response_body=redact_body(b"".join(response_chunks)),
+                        operation_id=routing_info(scope)[0],
+                        request_headers=scope["headers"],
+                        request_body=b"".join(request_chunks),
+                        response_headers=response_headers,
+                        response_body=b"".join(response_chunks),
                     )
                 )
+
+    def _date_header(self) -> bytes:
+        """The simulated clock's time as an HTTP date, formatted once per simulated second."""
+        second = int(self.runtime.clock.now().timestamp())
+        if second != self._date_second:
+            self._date_second = second
+            self._date_value = email.utils.formatdate(second, usegmt=True).encode()
+        return self._date_value
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         hub = self.runtime.hub
@@ -187,13 +203,6 @@ def _oversized_receive(limit: int):  # type: ignore[no-untyped-def]
         raise BodyTooLarge(limit)
 
     return receive
-
-
-def _api_of(runtime: Runtime, path: str) -> str:
-    if path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/"):
-        return "control"
-    vendor = runtime.vendor_for_path(path)
-    return vendor.name if vendor else "other"
 
 
 class LimitsAndFaults:

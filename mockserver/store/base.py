@@ -88,6 +88,9 @@ class Store(Protocol):
     def count(self, index: str, partition: str) -> int:
         """How many entries one partition of an index holds, in O(1)."""
 
+    def lowest(self, index: str, partition: str) -> int | None:
+        """The smallest sort key in one partition (None when it is empty), without reading any record."""
+
     def next_id(self, sequence: str, start: int = 1) -> int:
         """The next value of a named counter (the first call answers ``start``); survives restarts."""
 

@@ -162,6 +162,11 @@ class MemoryStore:
         entries = self._parts.get((index, partition))
         return 0 if entries is None else len(entries)
 
+    def lowest(self, index: str, partition: str) -> int | None:
+        """The smallest sort key of one partition, or None."""
+        entries = self._parts.get((index, partition))
+        return entries[0][0] if entries else None
+
     def scan(self, kind: str) -> Iterator[Record]:
         """Every record of one kind in key order; a snapshot, so writing while iterating is safe."""
         records = self._kinds.get(kind, {})

@@ -167,6 +167,13 @@ class SqliteStore:
         row = self._conn.execute(_COUNT, (index, partition)).fetchone()
         return 0 if row is None else row[0]
 
+    def lowest(self, index: str, partition: str) -> int | None:
+        """The smallest sort key of one partition, or None (one step down the entries index)."""
+        row = self._conn.execute(
+            "SELECT sort FROM entries WHERE idx = ? AND part = ? ORDER BY sort LIMIT 1", (index, partition)
+        ).fetchone()
+        return None if row is None else row[0]
+
     def scan(self, kind: str) -> Iterator[Record]:
         """Every record of one kind in key order; read up front, so writing while iterating is safe."""
         rows = self._conn.execute(

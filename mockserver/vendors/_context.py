@@ -1,27 +1,46 @@
-"""What a handler needs from the current request: the running mock and the authenticated principal."""
+"""What a handler needs from the current request: the running mock, the request and the authenticated principal.
+
+Handlers run under the compiled pipeline (which sets `mockserver.http.pipeline.current`) or under Connexion's
+stock middleware chain (which sets Connexion's request context); both answer the same here.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from connexion import request
+from ..http.middleware import token_info_of
+from ..http.pipeline import current
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
+
     from ..runtime import Runtime
 
 
+def request() -> Request:
+    served = current.get(None)
+    if served is not None:
+        return served.request
+    from connexion import request as connexion_request
+
+    return connexion_request  # type: ignore[return-value]
+
+
 def runtime() -> Runtime:
-    return request.scope["state"]["mock"]
+    return request().scope["state"]["mock"]
 
 
 def principal() -> dict[str, Any]:
     """The token info the security handler answered for this request."""
-    return request.context["token_info"]
+    info = token_info_of(request().scope)
+    assert info is not None, "an operation without security asked for its principal"
+    return info
 
 
 def header(name: str) -> str | None:
-    return request.headers.get(name)
+    return request().headers.get(name)
 
 
 def base_url() -> str:
-    return runtime().base_url(request.headers, request.url.scheme)
+    current_request = request()
+    return runtime().base_url(current_request.headers, current_request.url.scheme)

@@ -1,0 +1,241 @@
+"""The compiled request pipeline: Connexion's security, limits, validation and handler call, built once per
+operation instead of once per request.
+
+Connexion's default middleware chain re-creates its parameter validator, URI parser, body validator and handler
+decorator on every request, and passes each request through five more ASGI layers. `FastPipeline` takes the place
+of Connexion's Security, RequestValidation, Lifespan and Context middlewares and of its final app (through
+Connexion's `middlewares` extension point). It reuses Connexion's own pieces for every decision — its security
+handler factory and verification, its URI parser and type coercion, its media-type rules, its argument builder,
+its response rules and JSON encoder — so it accepts and rejects exactly what the default chain does;
+tests/mockserver/test_pipeline.py compares the two on generated requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import typing as t
+from dataclasses import dataclass
+
+from connexion import utils
+from connexion.datastructures import NoContent
+from connexion.decorators.parameter import get_arguments, inspect_function_arguments, sanitized, unwrap_decorators
+from connexion.exceptions import NonConformingResponseHeaders
+from connexion.jsonifier import Jsonifier
+from connexion.lifecycle import ConnexionRequest
+from connexion.middleware.abstract import RoutedAPI, RoutedMiddleware
+from connexion.middleware.request_validation import RequestValidationOperation
+from connexion.middleware.security import SecurityOperation
+from connexion.operations import AbstractOperation
+from connexion.security import SecurityHandlerFactory
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .middleware import token_info_of
+
+if t.TYPE_CHECKING:
+    from ..runtime import Runtime
+
+_JSON = Jsonifier()
+
+
+@dataclass
+class RequestContext:
+    """What a handler may ask about the request it serves."""
+
+    scope: Scope
+    runtime: Runtime
+    request: Request
+
+    @property
+    def token_info(self) -> dict[str, t.Any] | None:
+        return token_info_of(self.scope)
+
+
+current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("mockserver_request")
+
+
+class FastOperation:
+    def __init__(self, operation: AbstractOperation, *, runtime: Runtime, api_name: str,
+                 security_map: dict | None, validator_map: dict | None, strict_validation: bool,
+                 uri_parser_class: t.Any = None) -> None:
+        self.operation = operation
+        self.runtime = runtime
+        self.api_name = api_name
+        self.operation_id = operation.operation_id.rsplit(".", 1)[-1]
+        self.security = SecurityOperation(
+            None, security_handler_factory=SecurityHandlerFactory(security_map),  # type: ignore[arg-type]
+            security=operation.security, security_schemes=operation.security_schemes,
+        ) if operation.security else None
+        # Connexion's validation step, kept for its content-type rules; its validators are built once here.
+        self.validation = RequestValidationOperation(None, operation=operation,  # type: ignore[arg-type]
+                                                     strict_validation=strict_validation,
+                                                     validator_map=validator_map)
+        self.uri_parser = operation._uri_parser_class(operation.parameters, operation.body_definition())
+        validators = self.validation._validator_map
+        self.parameters = validators["parameter"](
+            operation.parameters, uri_parser=self.uri_parser, strict_validation=strict_validation,
+            security_query_params=self.validation.security_query_params,
+        )
+        self._body_validators: dict[tuple[str, str], t.Any] = {}
+        function = operation.function
+        self.function = function
+        self.arguments, self.has_kwargs = inspect_function_arguments(unwrap_decorators(function))
+        self.is_async = asyncio.iscoroutinefunction(unwrap_decorators(function))
+        self.produces = list(set(operation.produces))
+
+    def _body_validator(self, mime_type: str, encoding: str) -> t.Any:
+        key = (mime_type, encoding)
+        validator = self._body_validators.get(key)
+        if validator is None:
+            operation = self.operation
+            schema = operation.body_schema(mime_type)
+            try:
+                cls = self.validation._validator_map["body"][mime_type]
+            except KeyError:
+                cls = None
+            if cls is not None:
+                validator = cls(
+                    schema=schema,
+                    required=operation.request_body.get("required", False),
+                    nullable=utils.is_nullable(operation.body_definition(mime_type)),
+                    encoding=encoding,
+                    strict_validation=self.validation.strict_validation,
+                    uri_parser=self.uri_parser,
+                )
+            self._body_validators[key] = validator or False
+        return validator or None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        runtime = self.runtime
+        # One request object serves security, limits, parameter validation and the arguments (Connexion makes four).
+        request = ConnexionRequest(scope, receive, uri_parser=self.uri_parser)
+        if self.security is not None:
+            await self.security.verification_fn(request)
+        vendor = runtime.vendors.get(self.api_name)
+        if vendor is not None:
+            token_info = token_info_of(scope)
+            vendor.limit(request, self.operation_id, token_info)
+            fault = runtime.faults.match(vendor.name, self.operation_id, vendor.tenant(token_info),
+                                         _declared(vendor.name, self.operation_id))
+            if fault is not None:
+                if fault.latency_ms:
+                    await asyncio.sleep(fault.latency_ms / 1000)
+                if fault.status is not None:
+                    raise vendor.status(request, fault.status, self.operation_id)
+
+        self.parameters.validate_request(request)
+        mime_type, encoding = self._content_type(scope["headers"])
+        self.validation.validate_mime_type(mime_type)
+        if self.operation.body_schema(mime_type):
+            validator = self._body_validator(mime_type, encoding)
+            if validator is not None:
+                receive, scope = await validator.wrap_receive(receive, scope=scope)
+                request = ConnexionRequest(scope, receive, uri_parser=self.uri_parser)
+
+        body = None
+        if self.operation.is_request_body_defined and (self.has_kwargs or
+                                                      sanitized(self.operation.body_name(request.content_type))
+                                                      in self.arguments):
+            body = await request.get_body()
+        kwargs = get_arguments(self.operation, path_params=request.path_params, query_params=request.query_params,
+                               body=body, files={}, arguments=self.arguments, has_kwargs=self.has_kwargs,
+                               sanitize=sanitized, content_type=request.mimetype)
+        kwargs = {sanitized(k): v for k, v in kwargs.items()}
+        token = current.set(RequestContext(scope=scope, runtime=runtime, request=request))
+        try:
+            result = self.function(**kwargs)
+            if self.is_async or asyncio.iscoroutine(result):
+                result = await result
+        finally:
+            current.reset(token)
+        response = self._response(result)
+        await response(scope, receive, send)
+
+    def _content_type(self, headers: list[tuple[bytes, bytes]]) -> tuple[str, str]:
+        """As Connexion's RequestValidationOperation.extract_content_type (which builds typing aliases per call)."""
+        for name, value in headers:
+            if name.lower() == b"content-type":
+                mime_type, encoding = utils.split_content_type(value.decode("latin-1"))
+                break
+        else:
+            mime_type = encoding = None
+        if mime_type is None:
+            mime_type = self.operation.consumes[0] if self.operation.consumes else "application/octet-stream"
+        return mime_type, encoding or "utf-8"
+
+    def _response(self, result: t.Any) -> Response:
+        if isinstance(result, Response):
+            return result
+        data, status, headers = _unpack(result)
+        if isinstance(data, Response):
+            return data
+        content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
+        produces = self.produces or (["application/json"] if data is not None else [])
+        if content_type:
+            if content_type not in produces:
+                raise NonConformingResponseHeaders(f"Returned content type ({content_type}) is not defined")
+        elif len(produces) == 1:
+            content_type = produces[0]
+        elif produces:
+            raise NonConformingResponseHeaders("Multiple response content types are defined in the operation spec,"
+                                               " but the handler response did not specify which one to return.")
+        if data is None or data is NoContent:
+            payload = None
+        elif content_type and utils.is_json_mimetype(utils.split_content_type(content_type)[0]):
+            payload = _JSON.dumps(data)
+        else:
+            payload = data
+        if status is None:
+            status = 204 if payload is None else 200
+        headers = dict(headers)
+        if content_type and not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = content_type
+        cls = JSONResponse if isinstance(payload, (dict, list)) else Response
+        return cls(content=payload, status_code=status, media_type=content_type, headers=headers)
+
+
+def _unpack(result: t.Any) -> tuple[t.Any, int | None, dict]:
+    if isinstance(result, tuple):
+        if len(result) == 3:
+            return result[0], int(result[1]), dict(result[2] or {})
+        if len(result) == 2:
+            data, second = result
+            if isinstance(second, int):
+                return data, second, {}
+            return data, None, dict(second)
+        return result[0], None, {}
+    return result, None, {}
+
+
+def _declared(api: str, operation_id: str) -> frozenset[int]:
+    from ..contracts import declared_statuses
+
+    return declared_statuses(api, operation_id)
+
+
+class FastApi(RoutedAPI[FastOperation]):
+    def __init__(self, *args: t.Any, runtime: Runtime, api_name: str, security_map: dict | None = None,
+                 validator_map: dict | None = None, strict_validation: bool = False, **kwargs: t.Any) -> None:
+        self.runtime = runtime
+        self.api_name = api_name
+        self.security_map = security_map
+        self.validator_map = validator_map
+        self.strict_validation = strict_validation
+        super().__init__(*args, **kwargs)
+        self.add_paths()
+
+    def make_operation(self, operation: AbstractOperation) -> FastOperation:
+        return FastOperation(operation, runtime=self.runtime, api_name=self.api_name,
+                             security_map=self.security_map, validator_map=self.validator_map,
+                             strict_validation=self.strict_validation)
+
+
+class FastPipeline(RoutedMiddleware[FastApi]):
+    """Runs every routed operation itself; Connexion's final app is only reached for unrouted requests."""
+
+    api_cls = FastApi
+
+    def __init__(self, app: ASGIApp) -> None:
+        super().__init__(app)
