@@ -82,6 +82,7 @@ def start_mock(
     validate_responses: bool = False,
     wrap: Callable[[ASGIApp], ASGIApp] | None = None,
     host: str = "127.0.0.1",
+    pipeline: str = "compiled",
 ) -> RunningMock:
     """Start a mock on a free port and wait until it answers. ``wrap`` may wrap the whole ASGI app (to plant
     a bug, for instance). The clock is frozen by default so tests decide when time passes."""
@@ -95,6 +96,7 @@ def start_mock(
         settings=settings,
         rules=rules,
         validate_responses=validate_responses,
+        pipeline=pipeline,
     )
     asgi: ASGIApp = wrap(app) if wrap is not None else app
     sock = _free_socket(host)
