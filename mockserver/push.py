@@ -331,6 +331,11 @@ class PusherHub:
         # Pusher delivers event data as a string: JSON-encoded unless the publisher already passed a string.
         return _encode({"event": event, "channel": channel, "data": data if isinstance(data, str) else _encode(data)})
 
+    def has_subscribers(self, channel: str) -> bool:
+        """Whether any connection listens on ``channel`` (lets publishers skip building a message nobody gets)."""
+        with self._lock:
+            return any(channel in conn.channels for conn in self._connections.values())
+
     def _deliver(self, channel: str, frame: str, exclude_socket_id: str | None) -> int:
         """Queue ``frame`` for every subscriber of ``channel`` except one; runs on the hub's loop only."""
         delivered = 0

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 MEDIUM_TYPES = ("CARD_NUMBER", "PIN", "BARCODE", "WALLET_PASS")
 CUSTOMER_STATUSES = ("MEMBER", "PROSPECT", "FORMER_MEMBER")
 MAGICLINE_SCOPES = ("CUSTOMER_READ", "CUSTOMER_ACCESS_MEDIUM_WRITE")
+
+
+def _plain(record: Any) -> dict[str, Any]:
+    """A record's fields as plain data: a shallow copy, lists copied (dataclasses.asdict is a slow deep copy)."""
+    return {name: list(value) if isinstance(value, list) else value for name, value in vars(record).items()}
+
 
 #: a VMS code stays listed (as expired) this long after it expires, then it is gone
 GRACE_SECONDS = 24 * 3600
@@ -30,7 +36,7 @@ class Owner:
         return cls(**data)
 
     def to_data(self) -> dict[str, Any]:
-        return asdict(self)
+        return _plain(self)
 
 
 @dataclass
@@ -45,7 +51,7 @@ class Studio:
         return cls(**data)
 
     def to_data(self) -> dict[str, Any]:
-        return asdict(self)
+        return _plain(self)
 
 
 @dataclass
@@ -72,7 +78,7 @@ class Intercom:
         return cls(**data)
 
     def to_data(self) -> dict[str, Any]:
-        return asdict(self)
+        return _plain(self)
 
 
 @dataclass
@@ -102,7 +108,7 @@ class AccessCode:
         return cls(**data)
 
     def to_data(self) -> dict[str, Any]:
-        return asdict(self)
+        return _plain(self)
 
 
 @dataclass
@@ -149,7 +155,9 @@ class Customer:
         return cls(**data)
 
     def to_data(self) -> dict[str, Any]:
-        return asdict(self)
+        data = _plain(self)
+        data["mediums"] = [_plain(m) for m in self.mediums]
+        return data
 
 
 @dataclass

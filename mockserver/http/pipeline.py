@@ -57,25 +57,44 @@ current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("mockse
 
 
 class FastOperation:
-    def __init__(self, operation: AbstractOperation, *, runtime: Runtime, api_name: str,
-                 security_map: dict | None, validator_map: dict | None, strict_validation: bool,
-                 uri_parser_class: t.Any = None) -> None:
+    def __init__(
+        self,
+        operation: AbstractOperation,
+        *,
+        runtime: Runtime,
+        api_name: str,
+        security_map: dict | None,
+        validator_map: dict | None,
+        strict_validation: bool,
+        uri_parser_class: t.Any = None,
+    ) -> None:
         self.operation = operation
         self.runtime = runtime
         self.api_name = api_name
         self.operation_id = operation.operation_id.rsplit(".", 1)[-1]
-        self.security = SecurityOperation(
-            None, security_handler_factory=SecurityHandlerFactory(security_map),  # type: ignore[arg-type]
-            security=operation.security, security_schemes=operation.security_schemes,
-        ) if operation.security else None
+        self.security = (
+            SecurityOperation(
+                None,
+                security_handler_factory=SecurityHandlerFactory(security_map),  # type: ignore[arg-type]
+                security=operation.security,
+                security_schemes=operation.security_schemes,
+            )
+            if operation.security
+            else None
+        )
         # Connexion's validation step, kept for its content-type rules; its validators are built once here.
-        self.validation = RequestValidationOperation(None, operation=operation,  # type: ignore[arg-type]
-                                                     strict_validation=strict_validation,
-                                                     validator_map=validator_map)
+        self.validation = RequestValidationOperation(
+            None,
+            operation=operation,  # type: ignore[arg-type]
+            strict_validation=strict_validation,
+            validator_map=validator_map,
+        )
         self.uri_parser = operation._uri_parser_class(operation.parameters, operation.body_definition())
         validators = self.validation._validator_map
         self.parameters = validators["parameter"](
-            operation.parameters, uri_parser=self.uri_parser, strict_validation=strict_validation,
+            operation.parameters,
+            uri_parser=self.uri_parser,
+            strict_validation=strict_validation,
             security_query_params=self.validation.security_query_params,
         )
         self._body_validators: dict[tuple[str, str], t.Any] = {}
@@ -117,8 +136,9 @@ class FastOperation:
         if vendor is not None:
             token_info = token_info_of(scope)
             vendor.limit(request, self.operation_id, token_info)
-            fault = runtime.faults.match(vendor.name, self.operation_id, vendor.tenant(token_info),
-                                         _declared(vendor.name, self.operation_id))
+            fault = runtime.faults.match(
+                vendor.name, self.operation_id, vendor.tenant(token_info), _declared(vendor.name, self.operation_id)
+            )
             if fault is not None:
                 if fault.latency_ms:
                     await asyncio.sleep(fault.latency_ms / 1000)
@@ -135,13 +155,21 @@ class FastOperation:
                 request = ConnexionRequest(scope, receive, uri_parser=self.uri_parser)
 
         body = None
-        if self.operation.is_request_body_defined and (self.has_kwargs or
-                                                      sanitized(self.operation.body_name(request.content_type))
-                                                      in self.arguments):
+        if self.operation.is_request_body_defined and (
+            self.has_kwargs or sanitized(self.operation.body_name(request.content_type)) in self.arguments
+        ):
             body = await request.get_body()
-        kwargs = get_arguments(self.operation, path_params=request.path_params, query_params=request.query_params,
-                               body=body, files={}, arguments=self.arguments, has_kwargs=self.has_kwargs,
-                               sanitize=sanitized, content_type=request.mimetype)
+        kwargs = get_arguments(
+            self.operation,
+            path_params=request.path_params,
+            query_params=request.query_params,
+            body=body,
+            files={},
+            arguments=self.arguments,
+            has_kwargs=self.has_kwargs,
+            sanitize=sanitized,
+            content_type=request.mimetype,
+        )
         kwargs = {sanitized(k): v for k, v in kwargs.items()}
         token = current.set(RequestContext(scope=scope, runtime=runtime, request=request))
         try:
@@ -179,8 +207,10 @@ class FastOperation:
         elif len(produces) == 1:
             content_type = produces[0]
         elif produces:
-            raise NonConformingResponseHeaders("Multiple response content types are defined in the operation spec,"
-                                               " but the handler response did not specify which one to return.")
+            raise NonConformingResponseHeaders(
+                "Multiple response content types are defined in the operation spec,"
+                " but the handler response did not specify which one to return."
+            )
         if data is None or data is NoContent:
             payload = None
         elif content_type and utils.is_json_mimetype(utils.split_content_type(content_type)[0]):
@@ -216,8 +246,16 @@ def _declared(api: str, operation_id: str) -> frozenset[int]:
 
 
 class FastApi(RoutedAPI[FastOperation]):
-    def __init__(self, *args: t.Any, runtime: Runtime, api_name: str, security_map: dict | None = None,
-                 validator_map: dict | None = None, strict_validation: bool = False, **kwargs: t.Any) -> None:
+    def __init__(
+        self,
+        *args: t.Any,
+        runtime: Runtime,
+        api_name: str,
+        security_map: dict | None = None,
+        validator_map: dict | None = None,
+        strict_validation: bool = False,
+        **kwargs: t.Any,
+    ) -> None:
         self.runtime = runtime
         self.api_name = api_name
         self.security_map = security_map
@@ -227,9 +265,14 @@ class FastApi(RoutedAPI[FastOperation]):
         self.add_paths()
 
     def make_operation(self, operation: AbstractOperation) -> FastOperation:
-        return FastOperation(operation, runtime=self.runtime, api_name=self.api_name,
-                             security_map=self.security_map, validator_map=self.validator_map,
-                             strict_validation=self.strict_validation)
+        return FastOperation(
+            operation,
+            runtime=self.runtime,
+            api_name=self.api_name,
+            security_map=self.security_map,
+            validator_map=self.validator_map,
+            strict_validation=self.strict_validation,
+        )
 
 
 class FastPipeline(RoutedMiddleware[FastApi]):

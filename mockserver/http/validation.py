@@ -66,35 +66,115 @@ def raise_violations(violations: list[Violation]) -> None:
         raise error
 
 
-_SIMPLE_KEYS = frozenset({"type", "format", "minimum", "maximum", "minLength", "maxLength", "pattern", "enum",
-                          "default", "example", "description", "title"})
+_SIMPLE_KEYS = frozenset(
+    {
+        "type",
+        "format",
+        "minimum",
+        "maximum",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "enum",
+        "default",
+        "example",
+        "description",
+        "title",
+    }
+)
+_CONTAINER_KEYS = frozenset(
+    {"type", "properties", "required", "items", "minItems", "maxItems", "description", "example", "title"}
+)
+_ANNOTATIONS = frozenset({"description", "example", "title"})
 
 
 def quick_check(schema: dict[str, t.Any]) -> t.Callable[[t.Any], bool] | None:
-    """A fast acceptance test for a simple scalar schema, or None when the schema is not simple.
+    """A fast acceptance test for a simple schema (scalars, flat objects, arrays of scalars), or None when the
+    schema is not that simple.
 
     It only ever accepts what the JSON Schema validator accepts; whatever it does not accept is handed to the
     full validator, which decides (and words the error). So it changes speed, never the verdict."""
+    all_of = schema.get("allOf")
+    if all_of is not None:
+        # `allOf: [one schema]` plus annotations, as a $ref with a description resolves to
+        if len(all_of) != 1 or not set(schema) - {"allOf"} <= _ANNOTATIONS:
+            return None
+        return quick_check(all_of[0])
+    kind = schema.get("type")
+    if kind == "object":
+        return _quick_object(schema)
+    if kind == "array":
+        return _quick_array(schema)
     if not set(schema) <= _SIMPLE_KEYS or schema.get("format") not in (None, "int32", "int64"):
         return None
-    kind = schema.get("type")
     low, high = schema.get("minimum"), schema.get("maximum")
     min_len, max_len = schema.get("minLength"), schema.get("maxLength")
     pattern = re.compile(schema["pattern"]) if "pattern" in schema else None
     enum = schema.get("enum")
     if kind == "integer":
+
         def check_int(value: t.Any) -> bool:
-            return (type(value) is int and (low is None or value >= low) and (high is None or value <= high)
-                    and (enum is None or value in enum))
+            return (
+                type(value) is int
+                and (low is None or value >= low)
+                and (high is None or value <= high)
+                and (enum is None or value in enum)
+            )
+
         return check_int
     if kind == "string":
+
         def check_str(value: t.Any) -> bool:
-            return (type(value) is str and (min_len is None or len(value) >= min_len)
-                    and (max_len is None or len(value) <= max_len)
-                    and (pattern is None or pattern.search(value) is not None)
-                    and (enum is None or value in enum))
+            return (
+                type(value) is str
+                and (min_len is None or len(value) >= min_len)
+                and (max_len is None or len(value) <= max_len)
+                and (pattern is None or pattern.search(value) is not None)
+                and (enum is None or value in enum)
+            )
+
         return check_str
     return None
+
+
+def _quick_object(schema: dict[str, t.Any]) -> t.Callable[[t.Any], bool] | None:
+    if not set(schema) <= _CONTAINER_KEYS - {"items", "minItems", "maxItems"}:
+        return None
+    checks = {}
+    for name, prop in schema.get("properties", {}).items():
+        check = quick_check(prop)
+        if check is None:
+            return None
+        checks[name] = check
+    required = tuple(schema.get("required", ()))
+
+    def check_object(value: t.Any) -> bool:
+        return (
+            type(value) is dict
+            and all(name in value for name in required)
+            and all(check(value[name]) for name, check in checks.items() if name in value)
+        )
+
+    return check_object
+
+
+def _quick_array(schema: dict[str, t.Any]) -> t.Callable[[t.Any], bool] | None:
+    if not set(schema) <= _CONTAINER_KEYS - {"properties", "required"} or "items" not in schema:
+        return None
+    item = quick_check(schema["items"])
+    if item is None:
+        return None
+    low, high = schema.get("minItems"), schema.get("maxItems")
+
+    def check_array(value: t.Any) -> bool:
+        return (
+            type(value) is list
+            and (low is None or len(value) >= low)
+            and (high is None or len(value) <= high)
+            and all(item(element) for element in value)
+        )
+
+    return check_array
 
 
 class CompiledParameterValidator(ParameterValidator):
@@ -164,12 +244,16 @@ class _BodyMixin:
         if compiled is None:
             compiled = Draft4RequestValidator(self._schema, format_checker=_FORMATS)
             self._compiled_validator = compiled
+            self._quick = quick_check(self._schema)
         return compiled
 
     def _check(self, body: t.Any) -> None:
         if body is None and not self._nullable:
             raise_violations([Violation("body", None, "required", "Request body must not be empty")])
-        errors = sorted(self._compiled().iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path])
+        validator = self._compiled()
+        if self._quick is not None and self._quick(body):
+            return
+        errors = sorted(validator.iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path])
         raise_violations([_violation("body", error) for error in errors])
 
 

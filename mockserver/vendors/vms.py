@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import time
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,15 +32,27 @@ WSURL_WINDOW_SECONDS = 300
 # ---------------------------------------------------------------------------------------------- rendering
 
 
+@functools.lru_cache(maxsize=65_536)
+def _ymd_his_cached(epoch: int) -> str:
+    parts = time.gmtime(epoch)
+    return (
+        f"{parts.tm_year:04d}-{parts.tm_mon:02d}-{parts.tm_mday:02d} "
+        f"{parts.tm_hour:02d}:{parts.tm_min:02d}:{parts.tm_sec:02d}"
+    )
+
+
 def _ymd_his(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    # Codes share their timestamps a lot (a list page renders four per code), so each second is formatted once.
+    return None if epoch is None else _ymd_his_cached(int(epoch))
 
 
+@functools.lru_cache(maxsize=4096)
 def _iso_micro(epoch_us: int) -> str:
-    moment = datetime.fromtimestamp(epoch_us // 1_000_000, timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_us % 1_000_000:06d}Z"
+    parts = time.gmtime(epoch_us // 1_000_000)
+    return (
+        f"{parts.tm_year:04d}-{parts.tm_mon:02d}-{parts.tm_mday:02d}T"
+        f"{parts.tm_hour:02d}:{parts.tm_min:02d}:{parts.tm_sec:02d}.{epoch_us % 1_000_000:06d}Z"
+    )
 
 
 def intercom_json(intercom: Intercom) -> dict[str, Any]:
@@ -411,6 +425,8 @@ def push_subscriber(runtime: Any) -> Any:
         if hub is None:
             return
         if isinstance(event, CodeCreated) and event.user_id is not None:
+            if not hub.has_subscribers(f"private-user.{event.user_id}"):
+                return
             code, intercom = runtime.building.code_with_intercom(event.code_id)
             payload = {
                 "type": "intercom.code.store",
@@ -424,7 +440,7 @@ def push_subscriber(runtime: Any) -> Any:
             )
         elif isinstance(event, CodesDeleted):
             for user_id, ids in event.by_user.items():
-                if user_id is None:
+                if user_id is None or not hub.has_subscribers(f"private-user.{user_id}"):
                     continue
                 hub.publish_nowait(
                     f"private-user.{user_id}",
