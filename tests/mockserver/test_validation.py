@@ -65,7 +65,7 @@ def _near(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
         if key in schema:
             values += ["x" * max(schema[key] - 1, 0), "x" * schema[key], "x" * (schema[key] + 1), " ", ""]
     values += list(schema.get("enum", [])) + [example for example in [schema.get("example")] if example is not None]
-    for name, prop in schema.get("properties", {}).items():
+    for name in schema.get("properties", {}):
         for value in [None, "", " ", 0, -1, "2029-12-31 12:45", "2029-02-30 12:45", [], {}]:
             values.append({**{r: "x" for r in schema.get("required", [])}, name: value})
     if "items" in schema:
