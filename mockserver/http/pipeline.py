@@ -17,11 +17,11 @@ import contextvars
 import typing as t
 from dataclasses import dataclass
 
+import orjson
 from connexion import utils
 from connexion.datastructures import NoContent
 from connexion.decorators.parameter import get_arguments, inspect_function_arguments, sanitized, unwrap_decorators
 from connexion.exceptions import NonConformingResponseHeaders
-from connexion.jsonifier import Jsonifier
 from connexion.lifecycle import ConnexionRequest
 from connexion.middleware.abstract import RoutedAPI, RoutedMiddleware
 from connexion.middleware.request_validation import RequestValidationOperation
@@ -36,8 +36,6 @@ from .middleware import token_info_of
 
 if t.TYPE_CHECKING:
     from ..runtime import Runtime
-
-_JSON = Jsonifier()
 
 
 @dataclass
@@ -214,7 +212,7 @@ class FastOperation:
         if data is None or data is NoContent:
             payload = None
         elif content_type and utils.is_json_mimetype(utils.split_content_type(content_type)[0]):
-            payload = _JSON.dumps(data)
+            payload = orjson.dumps(data)
         else:
             payload = data
         if status is None:

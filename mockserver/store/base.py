@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 #: index name -> (partition, sort key)
 IndexEntries = Mapping[str, tuple[str, int]]
@@ -31,13 +31,14 @@ class VersionConflict(Exception):
         self.actual = actual
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
+    """One stored record. A named tuple, because pages build many of them and tuples are the cheapest to make."""
+
     kind: str
     key: str
     version: int
     data: dict[str, Any]
-    index: dict[str, tuple[str, int]] = field(default_factory=dict)
+    index: dict[str, tuple[str, int]]
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
+import orjson
 from sortedcontainers import SortedList
 
 from .base import IndexEntries, Page, Record, VersionConflict
@@ -29,7 +30,6 @@ DUMP_FORMAT = 1
 DumpedRecord = tuple[str, str, int, str, dict[str, tuple[str, int]]]
 
 _encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-_decode_json = json.JSONDecoder().decode
 
 
 def encode_data(data: dict[str, Any]) -> str:
@@ -40,8 +40,8 @@ def encode_data(data: dict[str, Any]) -> str:
 
 
 def decode_data(text: str) -> dict[str, Any]:
-    """A fresh dict from `encode_data`'s text."""
-    return _decode_json(text)
+    """A fresh dict from `encode_data`'s text (orjson reads it several times faster than the json module)."""
+    return orjson.loads(text)
 
 
 def check_name(value: object, what: str) -> str:
