@@ -21,24 +21,11 @@ from openapi_spec_validator import validate
 
 from mockserver.contracts import CONTRACTS, contract_path, load_contract, operations
 from tests.node_tools import ensure_node_tools, needs_node
+from tests.specs import resolve_refs
 
 ROOT = Path(__file__).resolve().parent.parent
 VENDORS = ("magicline", "seam", "vms")
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
-
-
-def _deref(node: Any, spec: dict[str, Any]) -> Any:
-    """Inline every $ref (the contracts have no recursive schemas)."""
-    if isinstance(node, dict):
-        if "$ref" in node:
-            target: Any = spec
-            for part in node["$ref"].removeprefix("#/").split("/"):
-                target = target[part]
-            return _deref(target, spec)
-        return {key: _deref(value, spec) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_deref(item, spec) for item in node]
-    return node
 
 
 def _examples(spec: dict[str, Any]) -> list[tuple[str, Any, dict[str, Any]]]:
@@ -91,7 +78,7 @@ def test_every_example_validates_against_its_schema(name: str) -> None:
     assert examples or name == "control", "a vendor contract without its seeds' examples"
     failures = []
     for where, example, schema in examples:
-        errors = list(OAS30Validator(_deref(schema, spec)).iter_errors(example))
+        errors = list(OAS30Validator(resolve_refs(schema, spec)).iter_errors(example))
         if errors:
             failures.append(f"{where}: {errors[0].message}")
     assert not failures, "\n".join(failures)

@@ -294,11 +294,7 @@ class Building:
         customer.uuid = customer.uuid or self._uuid()
         for medium in customer.mediums:
             self._check_medium_value_free(customer.studio_id, medium.type, medium.value)
-            self.store.put(
-                K.MEDIUM_VALUE,
-                self._medium_key(customer.studio_id, medium.type, medium.value),
-                {"customer_id": customer.id, "medium_id": medium.id},
-            )
+            self._file_medium(customer.studio_id, customer.id, medium)
         self._save_customer(customer, expected_version=0)
         return customer
 
@@ -955,20 +951,8 @@ class Building:
         medium = AccessMedium(id=self.store.next_id("medium", start=1_000_001), type=medium_type, value=value)
         customer.mediums.append(medium)
         self._save_customer(customer, expected_version=version)
-        self.store.put(
-            K.MEDIUM_VALUE,
-            self._medium_key(studio_id, medium_type, value),
-            {"customer_id": customer.id, "medium_id": medium.id},
-        )
-        self._emit(
-            MediumChanged(
-                at=self.now(),
-                studio_id=studio_id,
-                customer_id=customer.id,
-                change="CREATED",
-                medium=medium.public(),
-            )
-        )
+        self._file_medium(studio_id, customer.id, medium)
+        self._medium_changed(studio_id, customer.id, "CREATED", medium)
         return medium
 
     def _api_medium(self, customer: Customer, medium_id: int) -> AccessMedium:
@@ -990,20 +974,8 @@ class Building:
         self.store.delete(K.MEDIUM_VALUE, self._medium_key(studio_id, medium.type, medium.value))
         medium.value = value
         self._save_customer(customer, expected_version=version)
-        self.store.put(
-            K.MEDIUM_VALUE,
-            self._medium_key(studio_id, medium.type, value),
-            {"customer_id": customer.id, "medium_id": medium.id},
-        )
-        self._emit(
-            MediumChanged(
-                at=self.now(),
-                studio_id=studio_id,
-                customer_id=customer.id,
-                change="UPDATED",
-                medium=medium.public(),
-            )
-        )
+        self._file_medium(studio_id, customer.id, medium)
+        self._medium_changed(studio_id, customer.id, "UPDATED", medium)
         return medium
 
     @_synchronized
@@ -1013,16 +985,23 @@ class Building:
         customer.mediums = [m for m in customer.mediums if m.id != medium_id]
         self._save_customer(customer, expected_version=version)
         self.store.delete(K.MEDIUM_VALUE, self._medium_key(studio_id, medium.type, medium.value))
+        self._medium_changed(studio_id, customer.id, "DELETED", medium)
+        return medium
+
+    def _file_medium(self, studio_id: int, customer_id: int, medium: AccessMedium) -> None:
+        """Index a medium's value, so the device can find whose card or PIN it is."""
+        self.store.put(
+            K.MEDIUM_VALUE,
+            self._medium_key(studio_id, medium.type, medium.value),
+            {"customer_id": customer_id, "medium_id": medium.id},
+        )
+
+    def _medium_changed(self, studio_id: int, customer_id: int, change: str, medium: AccessMedium) -> None:
         self._emit(
             MediumChanged(
-                at=self.now(),
-                studio_id=studio_id,
-                customer_id=customer.id,
-                change="DELETED",
-                medium=medium.public(),
+                at=self.now(), studio_id=studio_id, customer_id=customer_id, change=change, medium=medium.public()
             )
         )
-        return medium
 
     # ------------------------------------------------------------------ whole state
 

@@ -17,19 +17,7 @@ from jsonschema import Draft4Validator
 
 from mockserver.contracts import load_contract
 from mockserver.http.validation import quick_check
-
-
-def _resolve(node: Any, spec: dict[str, Any]) -> Any:
-    if isinstance(node, dict):
-        if "$ref" in node:
-            target: Any = spec
-            for part in node["$ref"].removeprefix("#/").split("/"):
-                target = target[part]
-            return _resolve(target, spec)
-        return {key: _resolve(value, spec) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_resolve(item, spec) for item in node]
-    return node
+from tests.specs import resolve_refs
 
 
 def _schemas() -> list[Any]:
@@ -40,9 +28,9 @@ def _schemas() -> list[Any]:
             for method, operation in item.items():
                 if not isinstance(operation, dict) or "responses" not in operation:
                     continue
-                for parameter in _resolve(operation.get("parameters", []), spec):
+                for parameter in resolve_refs(operation.get("parameters", []), spec):
                     found.append(pytest.param(parameter["schema"], id=f"{name}:{method} {path}:{parameter['name']}"))
-                body = _resolve(operation.get("requestBody", {}), spec)
+                body = resolve_refs(operation.get("requestBody", {}), spec)
                 for media, content in body.get("content", {}).items():
                     found.append(pytest.param(content["schema"], id=f"{name}:{method} {path}:body:{media}"))
     return [p for p in found if quick_check(p.values[0]) is not None]
@@ -90,10 +78,10 @@ def test_quick_acceptance_implies_schema_acceptance(schema: dict[str, Any]) -> N
 
 def test_quick_checks_accept_the_contracts_examples() -> None:
     """And they do their job: the common, valid values take the fast path."""
-    schema = _resolve(load_contract("vms")["components"]["schemas"]["CreateCodeRequest"], load_contract("vms"))
+    schema = resolve_refs(load_contract("vms")["components"]["schemas"]["CreateCodeRequest"], load_contract("vms"))
     quick = quick_check(schema)
     assert quick is not None
     assert quick({"title": "new code", "expired_at": "2029-12-31 12:45"})
     assert not quick({"title": " ", "expired_at": "2029-12-31 12:45"})
-    delete = _resolve(load_contract("vms")["components"]["schemas"]["DeleteCodesRequest"], load_contract("vms"))
+    delete = resolve_refs(load_contract("vms")["components"]["schemas"]["DeleteCodesRequest"], load_contract("vms"))
     assert quick_check(delete)({"ids": [1, 2]}) and not quick_check(delete)({"ids": [True]})
