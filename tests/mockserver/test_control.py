@@ -1,0 +1,183 @@
+"""The control API: state, clock, credentials, faults and the journal, as a test suite or a person uses them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import httpx
+import pytest
+
+from mockserver.testing import RunningMock, start_mock
+
+START = datetime(2032, 3, 1, 12, 0, tzinfo=timezone.utc)
+VMS = {"Authorization": "Bearer demo-vms-alice", "X-Client": "web", "X-UUID": "control-test"}
+
+
+@pytest.fixture(scope="module")
+def mock() -> Iterator[RunningMock]:
+    with start_mock(seed=11, start=START) as running:
+        yield running
+
+
+@pytest.fixture
+def control(mock: RunningMock) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=mock.urls["control"]) as client:
+        client.post("/reset").raise_for_status()
+        mock.clock.set(START)
+        yield client
+
+
+def _codes(mock: RunningMock) -> list[dict]:
+    response = httpx.get(mock.urls["vms"] + "/api/v1/intercom/codes", headers=VMS)
+    assert response.status_code == 200
+    return response.json()["data"]
+
+
+def _create(mock: RunningMock, title: str) -> httpx.Response:
+    return httpx.post(
+        mock.urls["vms"] + "/api/v1/intercom/180/codes",
+        headers=VMS,
+        json={"title": title, "expired_at": "2032-04-01 00:00"},
+    )
+
+
+def test_snapshot_restore_and_reset(mock: RunningMock, control: httpx.Client) -> None:
+    assert _create(mock, "before").status_code == 200
+    snapshot = control.get("/snapshot").json()
+    assert snapshot["format"] == "doorcodes-snapshot/1"
+    assert _create(mock, "after").status_code == 200
+    mock.clock.advance(hours=1)
+
+    assert control.put("/snapshot", json=snapshot).status_code == 204
+    titles = [c["title"] for c in _codes(mock)]
+    assert "before" in titles and "after" not in titles
+    assert control.get("/clock").json()["now"] == START.isoformat()
+
+    assert control.post("/reset").status_code == 204
+    assert [c["title"] for c in _codes(mock)] == ["Visitor 1"]
+    refused = control.put("/snapshot", json={"format": "something-else"})
+    assert refused.status_code == 400 and refused.headers["content-type"] == "application/problem+json"
+
+
+def test_the_clock_reads_sets_advances_and_freezes(mock: RunningMock, control: httpx.Client) -> None:
+    assert control.get("/clock").json() == {"now": START.isoformat(), "frozen": True}
+    moved = control.post("/clock/advance", json={"seconds": 90}).json()
+    assert moved["now"] == "2032-03-01T12:01:30+00:00"
+    assert control.put("/clock", json={"now": "2032-03-02T00:00:00Z"}).json()["now"] == "2032-03-02T00:00:00+00:00"
+    assert control.put("/clock", json={"frozen": False}).json()["frozen"] is False
+    assert control.put("/clock", json={"frozen": True}).json()["frozen"] is True
+    response = httpx.get(mock.urls["seam"] + "/health")
+    assert response.headers["date"] == "Tue, 02 Mar 2032 00:00:00 GMT"
+    assert control.post("/clock/advance", json={"seconds": -5}).status_code == 400
+
+
+def test_minted_credentials_work_and_keep_their_scopes(mock: RunningMock, control: httpx.Client) -> None:
+    key = control.post("/credentials/magicline-keys", json={"studio_id": 1238735971, "scopes": ["CUSTOMER_READ"]})
+    assert key.status_code == 201
+    headers = {"X-API-KEY": key.json()["api_key"]}
+    assert httpx.get(mock.urls["magicline"] + "/v1/customers/2001", headers=headers).status_code == 200
+    write = httpx.post(
+        mock.urls["magicline"] + "/v1/customers/2001/access-mediums",
+        headers=headers,
+        json={"type": "PIN", "value": "1234"},
+    )
+    assert write.status_code == 403
+
+    owner = mock.credentials["seam"]["owners"][1]["owner_id"]
+    seam = control.post("/credentials/seam-tokens", json={"owner_id": owner}).json()
+    intercoms = httpx.get(
+        mock.urls["seam"] + "/door_locks", headers={"Authorization": f"Bearer {seam['access_token']}"}
+    ).json()["intercoms"]
+    assert [i["name"] for i in intercoms] == ["Harbour Entrance"]
+
+    vms = control.post("/credentials/vms-tokens", json={"user_id": 14}).json()
+    assert vms["access_token"].startswith("Bearer ")
+    assert (
+        httpx.get(
+            mock.urls["vms"] + "/api/v1/intercom/codes", headers={**VMS, "Authorization": vms["access_token"]}
+        ).status_code
+        == 200
+    )
+    assert control.post("/credentials/vms-tokens", json={"user_id": 999}).status_code == 404
+
+
+def test_faults_answer_declared_statuses_for_the_next_calls(mock: RunningMock, control: httpx.Client) -> None:
+    fault = control.post("/faults", json={"api": "seam", "operation_id": "listIntercoms", "status": 401, "count": 2})
+    assert fault.status_code == 201
+    seam = {"Authorization": "Bearer demo-seam-alice"}
+    for _ in range(2):
+        failed = httpx.get(mock.urls["seam"] + "/door_locks", headers=seam)
+        assert failed.status_code == 401 and failed.json()["error_id"] == "UNAUTHORIZED"
+    assert httpx.get(mock.urls["seam"] + "/door_locks", headers=seam).status_code == 200
+    assert control.get("/faults").json() == {"faults": []}
+
+    # A fault may only produce what the contract declares for the operation.
+    refused = control.post("/faults", json={"api": "seam", "operation_id": "listIntercoms", "status": 503})
+    assert refused.status_code == 400
+    # A fault for one tenant leaves the other alone; a fault can be removed.
+    bob = mock.credentials["seam"]["owners"][1]["owner_id"]
+    only_bob = control.post(
+        "/faults", json={"api": "seam", "status": 404, "tenant": bob, "operation_id": "getIntercom"}
+    ).json()
+    alice_house = httpx.get(mock.urls["seam"] + "/intercoms/3043fde0-3c6d-4913-981f-2607f05fe74e", headers=seam)
+    assert alice_house.status_code == 200
+    assert control.delete(f"/faults/{only_bob['id']}").status_code == 204
+    assert control.delete(f"/faults/{only_bob['id']}").status_code == 404
+
+
+def test_the_journal_records_redacts_and_filters(mock: RunningMock, control: httpx.Client) -> None:
+    control.delete("/journal")
+    assert _create(mock, "journaled").status_code == 200
+    httpx.post(
+        mock.urls["vms"] + "/api/v1/token",
+        headers={"X-Client": "web", "X-UUID": "j"},
+        json={"login": "alice@demo.test", "password": "alice-password"},
+    )
+    httpx.get(mock.urls["magicline"] + "/v1/customers/1001", headers={"X-API-KEY": "demo-magicline-mission"})
+
+    entries = control.get("/journal", params={"api": "vms"}).json()["entries"]
+    created, login = entries
+    assert created["operation_id"] == "createCode" and created["status"] == 200
+    assert created["request_headers"]["authorization"] == "***"
+    assert '"journaled"' in created["request_body"]
+    assert login["operation_id"] == "login"
+    assert "alice-password" not in str(login) and '"***"' in login["request_body"]
+    assert '"access_token": "***"' in login["response_body"] and "Bearer " not in login["response_body"]
+
+    magicline = control.get("/journal", params={"operation_id": "getCustomerById"}).json()["entries"]
+    assert len(magicline) == 1 and magicline[0]["request_headers"]["x-api-key"] == "***"
+    assert control.get("/journal", params={"status": 404}).json()["entries"] == []
+    assert len(control.get("/journal", params={"limit": 1}).json()["entries"]) == 1
+
+
+def test_the_journal_is_a_bounded_ring(mock: RunningMock, control: httpx.Client) -> None:
+    assert control.patch("/settings", json={"journal_size": 3}).json()["journal_size"] == 3
+    try:
+        for _ in range(5):
+            httpx.get(mock.urls["seam"] + "/health")
+        entries = control.get("/journal", params={"limit": 100}).json()["entries"]
+        assert len(entries) == 3
+    finally:
+        control.patch("/settings", json={"journal_size": 1000})
+
+
+def test_the_building_and_its_devices_are_listed(mock: RunningMock, control: httpx.Client) -> None:
+    building = control.get("/building").json()
+    assert [o["login"] for o in building["owners"]] == ["alice@demo.test", "bob@demo.test"]
+    assert {s["studio_id"]: s["customers"] for s in building["studios"]} == {1238735970: 4, 1238735971: 1}
+    house = control.get("/intercoms/180").json()
+    assert house == control.get("/intercoms/3043fde0-3c6d-4913-981f-2607f05fe74e").json()
+    assert house["door"] == {"locked": True, "unlocked_until": None} and house["online"] is True
+    assert control.get("/intercoms/999").status_code == 404
+
+
+def test_the_pytest_fixture_gives_a_fresh_mock(mock_server: RunningMock) -> None:
+    """`mock_server` comes from the package's pytest plugin (entry point pytest11), as a user's tests get it."""
+    assert mock_server.clock.frozen
+    assert set(mock_server.urls) == {"magicline", "seam", "vms", "control"}
+    token = mock_server.credentials["seam"]["owners"][0]["access_token"]
+    assert (
+        httpx.get(mock_server.urls["seam"] + "/door_locks", headers={"Authorization": f"Bearer {token}"}).status_code
+        == 200
+    )
