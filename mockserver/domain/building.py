@@ -37,6 +37,7 @@ from .events import (
     CodeCreated,
     CodesDeleted,
     ConnectivityChanged,
+    DoorLocked,
     DoorUnlocked,
     Event,
     MediumChanged,
@@ -228,6 +229,7 @@ class Building:
                     intercom.unlocked_until_ms = None
                     self._save_intercom(intercom)
                     self._log(intercom.id, "door.locked", {}, at=at)
+                    self._emit(DoorLocked(at=datetime.fromtimestamp(at, timezone.utc), intercom_id=intercom.id))
 
     # ------------------------------------------------------------------ ids and secrets
 

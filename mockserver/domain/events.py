@@ -43,6 +43,13 @@ class DoorUnlocked(Event):
 
 
 @dataclass(frozen=True)
+class DoorLocked(Event):
+    """The door relocked on its own once its unlock time was over (``at`` is that moment)."""
+
+    intercom_id: int
+
+
+@dataclass(frozen=True)
 class AccessDecided(Event):
     intercom_id: int
     kind: str

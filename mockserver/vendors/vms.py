@@ -448,8 +448,52 @@ def push_subscriber(runtime: Any) -> Any:
                     {"type": "intercom.code.delete", "deleted_ids": ids},
                     exclude_socket_id=_valid_socket(hub, event.origin),
                 )
+        else:
+            device_push(event)
+
+    def device_push(event: Event) -> None:
+        """Door and device events go to the intercom owner's channel, in the same envelope."""
+        payload = _device_payload(event)
+        if payload is None:
+            return
+        owner = runtime.building.intercom(payload["intercom_id"]).owner_id
+        channel = f"private-user.{owner}"
+        if runtime.hub.has_subscribers(channel):
+            runtime.hub.publish_nowait(channel, PUSH_EVENT, payload)
 
     return on_event
+
+
+def _device_payload(event: Any) -> dict[str, Any] | None:
+    from ..domain.events import AccessDecided, ConnectivityChanged, DoorLocked, DoorUnlocked
+
+    at = _ymd_his(event.at.timestamp())
+    if isinstance(event, DoorUnlocked):
+        return {
+            "type": "intercom.door.unlocked",
+            "intercom_id": event.intercom_id,
+            "at": at,
+            "until": _ymd_his(event.until.timestamp()),
+            "by": event.by,
+        }
+    if isinstance(event, DoorLocked):
+        return {"type": "intercom.door.locked", "intercom_id": event.intercom_id, "at": at}
+    if isinstance(event, ConnectivityChanged):
+        return {
+            "type": f"intercom.device.{'online' if event.online else 'offline'}",
+            "intercom_id": event.intercom_id,
+            "at": at,
+            "synced": event.synced,
+        }
+    if isinstance(event, AccessDecided):
+        return {
+            "type": f"intercom.access.{'granted' if event.granted else 'denied'}",
+            "intercom_id": event.intercom_id,
+            "at": at,
+            "kind": event.kind,
+            "reason": event.reason,
+        }
+    return None
 
 
 def _valid_socket(hub: Any, socket_id: str | None) -> str | None:
