@@ -66,6 +66,7 @@ class Webhooks:
         self._pending: list[_Pending] = []
         self._log: list[Delivery] = []
         self._pumping = False
+        self._again = False
         self.loop: asyncio.AbstractEventLoop | None = None
 
     # --- registry
@@ -134,17 +135,24 @@ class Webhooks:
     async def pump(self) -> int:
         """Attempt every delivery that is due on the simulated clock; answers how many were attempted."""
         if self._pumping:
+            self._again = True  # the running pump looks once more when it is done, so no wake is lost
             return 0
         self._pumping = True
         attempted = 0
+        tried: set[int] = set()  # one attempt per delivery and pump; a due retry waits for the next wake
         try:
-            now = self.runtime.clock.now().timestamp()
-            with self._lock:
-                due = [p for p in self._pending if p.due <= now]
             async with httpx.AsyncClient(timeout=5.0) as client:
-                for pending in due:
-                    await self._attempt(client, pending)
-                    attempted += 1
+                while True:
+                    self._again = False
+                    now = self.runtime.clock.now().timestamp()
+                    with self._lock:
+                        due = [p for p in self._pending if p.due <= now and id(p) not in tried]
+                    for pending in due:
+                        tried.add(id(pending))
+                        await self._attempt(client, pending)
+                        attempted += 1
+                    if not due or not self._again:
+                        break
         finally:
             self._pumping = False
         return attempted
