@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from connexion import NoContent
@@ -22,7 +22,7 @@ def _runtime() -> Runtime:
 
 
 def _iso(epoch_ms: int | None) -> str | None:
-    return None if epoch_ms is None else datetime.fromtimestamp(epoch_ms / 1000, timezone.utc).isoformat()
+    return None if epoch_ms is None else datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat()
 
 
 def base_urls(runtime: Runtime) -> dict[str, str]:
@@ -298,7 +298,7 @@ async def programCode(intercom: str, body: dict[str, Any]) -> tuple[dict[str, An
     expires = (
         datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
         if body.get("expires_at")
-        else datetime.fromtimestamp(runtime.clock.now().timestamp() + 365 * 86400, timezone.utc)
+        else datetime.fromtimestamp(runtime.clock.now().timestamp() + 365 * 86400, UTC)
     )
     code = building.create_code(
         intercom=device,
@@ -316,7 +316,7 @@ async def programCode(intercom: str, body: dict[str, Any]) -> tuple[dict[str, An
             "owner_id": code.owner_uuid,
             "code": code.digits,
             "name": code.title,
-            "expires_at": datetime.fromtimestamp(code.expired_at, timezone.utc).isoformat(),
+            "expires_at": datetime.fromtimestamp(code.expired_at, UTC).isoformat(),
         },
         201,
         JSON,

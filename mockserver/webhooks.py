@@ -10,7 +10,7 @@ import logging
 import threading
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -180,7 +180,7 @@ class Webhooks:
             else:
                 backoff = FIRST_BACKOFF_SECONDS * 2 ** (pending.attempt - 1)
                 pending.due = now.timestamp() + backoff
-                next_at = datetime.fromtimestamp(pending.due, timezone.utc).isoformat()
+                next_at = datetime.fromtimestamp(pending.due, UTC).isoformat()
             self._log.append(
                 Delivery(
                     webhook_id=pending.webhook.id,

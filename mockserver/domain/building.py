@@ -18,7 +18,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from ..store.base import Record, Store, VersionConflict
@@ -229,7 +229,7 @@ class Building:
                     intercom.unlocked_until_ms = None
                     self._save_intercom(intercom)
                     self._log(intercom.id, "door.locked", {}, at=at)
-                    self._emit(DoorLocked(at=datetime.fromtimestamp(at, timezone.utc), intercom_id=intercom.id))
+                    self._emit(DoorLocked(at=datetime.fromtimestamp(at, UTC), intercom_id=intercom.id))
 
     # ------------------------------------------------------------------ ids and secrets
 
@@ -757,7 +757,7 @@ class Building:
         until = max(now_ms + unlock_ms, intercom.unlocked_until_ms or 0)
         intercom.unlocked_until_ms = until
         self._save_intercom(intercom)
-        until_dt = datetime.fromtimestamp(until / 1000, timezone.utc)
+        until_dt = datetime.fromtimestamp(until / 1000, UTC)
         self._log(intercom.id, "door.unlocked", {"by": by, "until": until_dt.isoformat(), **detail})
         self._emit(DoorUnlocked(at=self.now(), intercom_id=intercom.id, until=until_dt, by=by, detail=detail))
         return until_dt
@@ -848,7 +848,7 @@ class Building:
 
     def _log(self, intercom_id: int, kind: str, detail: dict[str, Any], *, at: float | None = None) -> None:
         seq = self.store.next_id("device_log")
-        moment = datetime.fromtimestamp(self._now_s() if at is None else at, timezone.utc)
+        moment = datetime.fromtimestamp(self._now_s() if at is None else at, UTC)
         self.store.put(
             K.DEVICE_LOG,
             str(seq),

@@ -5,15 +5,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 
 def utc(dt: datetime) -> datetime:
     """The same instant as an aware UTC datetime (naive datetimes are taken as UTC)."""
     if dt.tzinfo is None:
-        return dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
+        return dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
 
 
 class Clock(Protocol):
@@ -25,7 +25,7 @@ class SystemClock:
     """Real time."""
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 class ManualClock:
@@ -44,7 +44,7 @@ class ManualClock:
         self.on_change = on_change
         self._frozen = frozen
         # Running: now = anchor + (monotonic() - mono_anchor). Frozen: now = anchor.
-        self._anchor = utc(start) if start is not None else datetime.now(timezone.utc)
+        self._anchor = utc(start) if start is not None else datetime.now(UTC)
         self._mono_anchor = time.monotonic()
 
     def now(self) -> datetime:
@@ -97,7 +97,7 @@ class ManualClock:
         return {
             "now": self.now().isoformat(),
             "frozen": self._frozen,
-            "real": datetime.now(timezone.utc).isoformat(),
+            "real": datetime.now(UTC).isoformat(),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -105,7 +105,7 @@ class ManualClock:
         moment = utc(datetime.fromisoformat(state["now"]))
         frozen = bool(state.get("frozen", False))
         if not frozen and state.get("real"):
-            moment += datetime.now(timezone.utc) - utc(datetime.fromisoformat(state["real"]))
+            moment += datetime.now(UTC) - utc(datetime.fromisoformat(state["real"]))
         with self._lock:
             self._anchor = moment
             self._mono_anchor = time.monotonic()

@@ -3,7 +3,7 @@ the caller's language, offset/sliceSize paging."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -266,7 +266,7 @@ def customer_json(customer: Customer, card_format: str | None = None) -> dict[st
         "cardNumbers": [_card_number(m.value, card_format) for m in customer.mediums if m.type == "CARD_NUMBER"],
     }
     if customer.created_at is not None:
-        created = datetime.fromtimestamp(customer.created_at, timezone.utc).astimezone(STUDIO_ZONE)
+        created = datetime.fromtimestamp(customer.created_at, UTC).astimezone(STUDIO_ZONE)
         data["createdDateTime"] = created.isoformat(timespec="milliseconds") + "[Europe/Berlin]"
     return {key: value for key, value in data.items() if value is not None}
 
@@ -305,7 +305,7 @@ async def getCustomerById(customerId: int, cardNumberFormat: str | None = None) 
 async def getCustomerAccessCode(customerId: int) -> tuple[dict[str, Any], int]:
     customer = _context.runtime().building.customer_access_code(_studio_id(), customerId)
     assert customer.qr_expires_at is not None
-    expires = datetime.fromtimestamp(customer.qr_expires_at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    expires = datetime.fromtimestamp(customer.qr_expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {"format": "QR_CODE", "expiresAt": expires, "content": customer.qr_content}, 200
 
 

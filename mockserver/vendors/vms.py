@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -348,7 +348,7 @@ async def listCodes(page: int = 1, per_page: int = 25) -> tuple[dict[str, Any], 
 
 def _parse_expiry(text: str) -> datetime:
     try:
-        return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=timezone.utc)
+        return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
     except ValueError as exc:
         raise Invalid("The expired at field must match the format Y-m-d H:i.", field="expired_at") from exc
 

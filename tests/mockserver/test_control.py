@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
 from mockserver.testing import RunningMock, start_mock
 
-START = datetime(2032, 3, 1, 12, 0, tzinfo=timezone.utc)
+START = datetime(2032, 3, 1, 12, 0, tzinfo=UTC)
 VMS = {"Authorization": "Bearer demo-vms-alice", "X-Client": "web", "X-UUID": "control-test"}
 
 

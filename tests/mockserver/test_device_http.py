@@ -6,14 +6,14 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
 from mockserver.testing import RunningMock, start_mock
 
-START = datetime(2033, 5, 1, 9, 0, tzinfo=timezone.utc)
+START = datetime(2033, 5, 1, 9, 0, tzinfo=UTC)
 VMS = {"Authorization": "Bearer demo-vms-alice", "X-Client": "web", "X-UUID": "device-test"}
 SEAM = {"Authorization": "Bearer demo-seam-alice"}
 MAGICLINE = {"X-API-KEY": "demo-magicline-mission"}
@@ -88,7 +88,7 @@ def test_every_reason_to_refuse(mock: RunningMock) -> None:
         decision = _present(mock, 180, kind, value)
         assert not decision["granted"] and decision["reason"] == reason, (kind, value, decision)
         assert decision["door"]["locked"] is True
-    mock.clock.set(datetime(2033, 5, 1, 10, 0, 1, tzinfo=timezone.utc))
+    mock.clock.set(datetime(2033, 5, 1, 10, 0, 1, tzinfo=UTC))
     assert _present(mock, 180, "keypad", code["code"])["reason"] == "expired"
     httpx.put(mock.urls["control"] + "/intercoms/180/online", json={"online": False})
     assert _present(mock, 180, "card", "1290158199")["reason"] == "device_offline"

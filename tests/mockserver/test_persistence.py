@@ -8,14 +8,14 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
 from mockserver.testing import start_mock
 
-START = datetime(2031, 5, 1, 12, 0, tzinfo=timezone.utc)
+START = datetime(2031, 5, 1, 12, 0, tzinfo=UTC)
 VMS = {"Authorization": "Bearer demo-vms-alice", "X-Client": "web", "X-UUID": "persist"}
 MAGICLINE = {"X-API-KEY": "demo-magicline-mission"}
 
@@ -48,7 +48,7 @@ def test_state_file_survives_a_restart_and_keeps_the_clock(tmp_path: Path) -> No
         moved_to = first.clock.now()
 
     # Other fixtures and seed: an existing state file loads as it is and fixtures are not applied again.
-    with start_mock(state_path=state, seed=99, start=datetime(2040, 1, 1, tzinfo=timezone.utc)) as second:
+    with start_mock(state_path=state, seed=99, start=datetime(2040, 1, 1, tzinfo=UTC)) as second:
         assert second.clock.now() == moved_to and second.clock.frozen
         titles = [c["title"] for c in _codes(second.urls["vms"])]
         assert "Kept" in titles and "Visitor 1" not in titles

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -21,7 +21,7 @@ from mockserver.contracts import contract_path
 from mockserver.runtime import Settings
 from mockserver.testing import RunningMock, start_mock
 
-START = datetime(2030, 6, 1, 9, 0, tzinfo=timezone.utc)
+START = datetime(2030, 6, 1, 9, 0, tzinfo=UTC)
 AUTH = {
     "magicline": {"X-API-KEY": "demo-magicline-mission"},
     "seam": {"Authorization": "Bearer demo-seam-alice"},

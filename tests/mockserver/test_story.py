@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import httpx
@@ -11,7 +11,7 @@ import pytest
 
 from mockserver.testing import RunningMock, start_mock
 
-START = datetime(2030, 1, 1, 8, 0, tzinfo=timezone.utc)
+START = datetime(2030, 1, 1, 8, 0, tzinfo=UTC)
 VMS_HEADERS = {"X-Client": "web", "X-UUID": "story-device"}
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
@@ -14,7 +14,7 @@ from mockserver.domain.errors import Conflict, DeviceOffline, Invalid, NotAllowe
 from mockserver.domain.events import CodeCreated, CodesDeleted, MediumChanged
 from mockserver.store import MemoryStore
 
-START = datetime(2031, 1, 1, 12, 0, tzinfo=timezone.utc)
+START = datetime(2031, 1, 1, 12, 0, tzinfo=UTC)
 ALICE, BOB = 13, 14
 MISSION, HARBOUR = 1238735970, 1238735971
 
