@@ -1,0 +1,5 @@
+"""`python -m conformance` runs the command line."""
+
+from .cli import main
+
+main()
