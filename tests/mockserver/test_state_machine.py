@@ -137,7 +137,7 @@ class BuildingMachine(RuleBasedStateMachine):
     def vms_delete(self, user: int, data: st.DataObject) -> None:
         known = sorted(self._live())
         ids = data.draw(
-            st.lists(st.sampled_from(known + [999_999]) if known else st.just(999_999), min_size=1, max_size=4)
+            st.lists(st.sampled_from([*known, 999_999]) if known else st.just(999_999), min_size=1, max_size=4)
         )
         response = httpx.request(
             "DELETE", self.mock.urls["vms"] + "/api/v1/intercom/codes", headers=_vms(user), json={"ids": ids}
