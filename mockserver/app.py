@@ -208,7 +208,8 @@ def _as_api_error(vendor: Any, request: ConnexionRequest, exc: Exception, operat
         return vendor.not_found(request, f"The route {request.url.path} could not be found.")
     if status == 405:
         # Starlette names only the first matching route's methods; the contract knows them all.
-        methods, params = match_path(vendor.name, request.url.path.removeprefix(vendor.prefix))
+        # scope["path"], not request.url.path: urlsplit drops tabs and CR/LF, which would route to another path.
+        methods, params = match_path(vendor.name, request.scope["path"].removeprefix(vendor.prefix))
         if request.method in methods:
             # The method is right, so a typed path parameter did not parse (e.g. a letter for an int64 id).
             field = next((name for name, value in params.items() if not value.isdigit()), None)

@@ -27,7 +27,12 @@ class ApiError(Exception):
         self.media_type = media_type
 
     def response(self) -> Response:
-        content = b"" if self.body is None else json.dumps(self.body, ensure_ascii=False).encode()
+        if self.body is None:
+            content = b""
+        elif isinstance(self.body, str) and self.media_type.startswith("text/"):
+            content = self.body.encode()  # an HTML page the contract declares for this status
+        else:
+            content = json.dumps(self.body, ensure_ascii=False).encode()
         return Response(
             content,
             status_code=self.status_code,

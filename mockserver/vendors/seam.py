@@ -77,6 +77,9 @@ class SeamVendor(Vendor):
     def status(self, request: ConnexionRequest, status: int, operation_id: str | None) -> ApiError:
         if status == 500:
             return error(500, DOOR_ERRORS.get(operation_id or "", "INTERNAL_ERROR"), "Unexpected Server Error")
+        if operation_id == "authorizeLogin" and status == 401:
+            # The login form answers a refused sign-in with the page again, as HTML.
+            return ApiError(401, _login_page("", None, "Wrong email or password.", self.prefix), media_type="text/html")
         ids = {400: "INVALID_INPUT", 401: "UNAUTHORIZED", 404: "NOT_FOUND"}
         return error(status, ids.get(status, "ERROR"), "Injected failure")
 
@@ -137,8 +140,8 @@ LOGIN_PAGE = """<!doctype html>
 """
 
 
-def _login_page(redirect_uri: str, state: str | None, message: str = "") -> str:
-    action = f"{_context.runtime().vendors['seam'].prefix}/authorize"
+def _login_page(redirect_uri: str, state: str | None, message: str = "", prefix: str | None = None) -> str:
+    action = f"{prefix if prefix is not None else _vendor().prefix}/authorize"
     note = f'<p role="alert">{html.escape(message)}</p>' if message else ""
     return LOGIN_PAGE.format(
         message=note,

@@ -227,8 +227,14 @@ class VmsVendor(Vendor):
         return {"sub": owner.id, "user_id": owner.id, "token": token}
 
     def invalid(self, request: ConnexionRequest, error: FieldError, operation_id: str | None) -> ApiError:
+        violations = getattr(error, "violations", [error])
+        for violation in violations:
+            if violation.location == "path" and violation.field == "intercom":
+                # Laravel binds {intercom} to a model: an id out of range is simply one no model has.
+                ident = request.url.path.rstrip("/").split("/")[-2]
+                return self.not_found(request, f"No query results for model [App\\Models\\Intercom] {ident}")
         errors: dict[str, list[str]] = {}
-        for violation in getattr(error, "violations", [error]):
+        for violation in violations:
             if violation.rule in ("json", "form") or (violation.field is None and violation.rule == "required"):
                 # Laravel reads an unparsable or missing body as no input: every required field is missing.
                 for name in _required_body_fields(operation_id) or ["body"]:
