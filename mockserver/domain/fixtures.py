@@ -21,7 +21,7 @@ def _require(entry: dict[str, Any], name: str, where: str) -> Any:
 def apply_fixtures(building: Building, data: dict[str, Any]) -> None:
     """Create owners, studios, API keys, intercoms, customers and codes. Unknown keys are refused, so a
     misspelt fixture file fails loudly instead of loading half a building."""
-    known = {"owners", "studios", "intercoms", "customers", "codes", "clock"}
+    known = {"owners", "studios", "intercoms", "customers", "codes", "bulk_codes", "clock"}
     unknown = set(data) - known
     if unknown:
         raise Invalid(f"fixtures: unknown sections {sorted(unknown)}")
@@ -97,3 +97,27 @@ def apply_fixtures(building: Building, data: dict[str, Any]) -> None:
             created_by=int(created_by) if created_by is not None else None,
             digits=str(entry["digits"]) if "digits" in entry else None,
         )
+
+    for entry in data.get("bulk_codes", []):
+        _bulk_codes(building, entry)
+
+
+def _bulk_codes(building: Building, entry: dict[str, Any]) -> None:
+    """``count`` generated codes on one intercom, for load tests and benchmarks (a big building in one line)."""
+    intercom = building._intercom(int(_require(entry, "intercom", "bulk_codes")))
+    count = int(_require(entry, "count", "bulk_codes"))
+    created_by = entry.get("created_by", intercom.owner_id)
+    expires = building.now() + timedelta(days=float(entry.get("expires_in_days", 365)))
+    title = str(entry.get("title", "Load code"))
+    done = 0
+    while done < count:
+        # One store transaction per chunk: a SQLite file commits once per chunk, not once per code.
+        with building.store.transaction():
+            for _ in range(min(10_000, count - done)):
+                done += 1
+                building.create_code(
+                    intercom=intercom,
+                    title=f"{title} {done}",
+                    expired_at=expires,
+                    created_by=int(created_by) if created_by is not None else None,
+                )

@@ -181,14 +181,23 @@ class FastOperation:
 
     def _content_type(self, headers: list[tuple[bytes, bytes]]) -> tuple[str, str]:
         """As Connexion's RequestValidationOperation.extract_content_type (which builds typing aliases per call)."""
+        mime_type = encoding = None
+        carries_body = False
         for name, value in headers:
-            if name.lower() == b"content-type":
+            name = name.lower()
+            if name == b"content-type":
                 mime_type, encoding = utils.split_content_type(value.decode("latin-1"))
-                break
-        else:
-            mime_type = encoding = None
+            elif name == b"content-length":
+                carries_body = value.strip() not in (b"", b"0")
+            elif name == b"transfer-encoding":
+                carries_body = True
         if mime_type is None:
-            mime_type = self.operation.consumes[0] if self.operation.consumes else "application/octet-stream"
+            if carries_body:
+                # A body without a type is octet-stream (RFC 9110 8.3), which no operation here consumes: the
+                # vendor's "unsupported content type" error, not a handler reading bytes as if they were JSON.
+                mime_type = "application/octet-stream"
+            else:
+                mime_type = self.operation.consumes[0] if self.operation.consumes else "application/octet-stream"
         return mime_type, encoding or "utf-8"
 
     def _response(self, result: t.Any) -> Response:

@@ -8,6 +8,7 @@ contract does not declare, and a rejected request never changes the state.
 
 from __future__ import annotations
 
+import json
 import string
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -221,7 +222,12 @@ field_names = st.sampled_from(
     ]
 )
 shaped_bodies = st.dictionaries(field_names, json_values, max_size=5)
-raw_bodies = st.binary(max_size=200) | st.text(max_size=200).map(str.encode)
+#: mostly JSON, but also no type at all (curl --data-binary) and wrong ones
+json_types = st.sampled_from(["application/json", "application/json", "application/json", None, "text/plain"])
+raw_bodies = st.tuples(
+    st.binary(max_size=200) | st.text(max_size=200).map(str.encode),
+    st.sampled_from([None, "application/json", "text/plain", "application/x-www-form-urlencoded", "application/xml"]),
+)
 segments = st.text(alphabet=string.printable + "äé日🚪", min_size=1, max_size=30)
 
 
@@ -240,9 +246,9 @@ def fuzz_client(client: httpx.Client) -> httpx.Client:
 @given(
     operation=st.sampled_from(sorted(VALID)),
     body=st.one_of(
-        shaped_bodies.map(lambda b: ("json", b)),
-        json_values.map(lambda b: ("json", b)),
+        st.tuples(shaped_bodies | json_values, json_types).map(lambda b: ("json", b)),
         raw_bodies.map(lambda b: ("raw", b)),
+        json_types.map(lambda t: ("valid", (None, t))),
     ),
     segment=st.none() | segments,
     query=st.dictionaries(
@@ -270,11 +276,12 @@ def test_random_input_never_breaks_the_mock(
         kind, value = body
         kwargs.pop("json", None)
         kwargs.pop("data", None)
-        if kind == "json":
-            kwargs["json"] = value
-        else:
-            kwargs["content"] = value
-            kwargs["headers"] = {**kwargs.get("headers", {}), "content-type": "application/json"}
+        content, content_type = value
+        if kind == "valid":  # the operation's own valid body, under a random content type
+            content = VALID[operation][2].get("json", VALID[operation][2].get("data"))
+        kwargs["content"] = content if kind == "raw" else json.dumps(content).encode()
+        if content_type is not None:
+            kwargs["headers"] = {**kwargs.get("headers", {}), "content-type": content_type}
     kwargs["params"] = {**kwargs.get("params", {}), **query}
     before = _state(client)
     response = client.request(method, path, **kwargs)

@@ -1,0 +1,519 @@
+"""Benchmark the mock against Stoplight Prism on the same contracts, on this machine, in one run.
+
+    python bench/run.py                 # everything (the 1,000,000-code building takes a few minutes to build)
+    python bench/run.py --quick         # shorter runs, sizes up to 10,000
+    python bench/run.py --only load     # one part: load, startup, sizes, conformance
+
+Everything binds to 127.0.0.1. Load comes from wrk (32 connections, one server worker, warm-up first); rate limits
+are raised for the run. The table goes to stdout and, as JSON, to bench/results/ for comparison between commits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+RESULTS = BENCH / "results"
+CACHE = RESULTS / "cache"
+PRISM = BENCH / "node_modules" / ".bin" / "prism"
+DEMO = ROOT / "mockserver" / "fixtures" / "demo.yaml"
+
+HOUSE_UUID = "3043fde0-3c6d-4913-981f-2607f05fe74e"  # intercom 180, Alice's
+BULK_INTERCOM = 181  # Alice's other intercom: its codes fill her VMS list but not Seam's list of the House
+ML_HEADERS = {"X-API-KEY": "demo-magicline-mission"}
+VMS_HEADERS = {"Authorization": "Bearer demo-vms-alice", "X-Client": "web", "X-UUID": "bench"}
+SEAM_HEADERS = {"Authorization": "Bearer demo-seam-alice"}
+RAISED_LIMIT = "1000000000"
+
+
+# -- processes ----------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def process(
+    args: list[str], ready_url: str, *, timeout: float = 900, headers: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], float]]:
+    """Start a server, wait until ``ready_url`` answers 2xx; yield it with its start-up time in seconds."""
+    # stderr to a file, not a pipe: a chatty server must never block on a pipe nobody reads.
+    with tempfile.TemporaryFile() as log:
+        started = time.perf_counter()
+        proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+        try:
+            deadline = started + timeout
+            while True:
+                if proc.poll() is not None:
+                    log.seek(0)
+                    raise RuntimeError(f"{args[0]} exited with {proc.returncode}: {log.read().decode()[-2000:]}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(ready_url, headers=headers, timeout=1).is_success:
+                        break
+                if time.perf_counter() > deadline:
+                    raise RuntimeError(f"{ready_url} did not answer within {timeout} s")
+                time.sleep(0.01)
+            yield proc, time.perf_counter() - started
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def ours(port: int, *, fixtures: Path | None = None, state: Path | None = None) -> list[str]:
+    args = [sys.executable, "-m", "mockserver", "run", "--port", str(port), "--seed", "0"]
+    args += ["--magicline-rate-limit", RAISED_LIMIT, "--wsurl-rate-limit", RAISED_LIMIT]
+    if fixtures:
+        args += ["--fixtures", str(fixtures)]
+    if state:
+        args += ["--state", str(state)]
+    return args
+
+
+def prism(port: int, contract: str) -> list[str]:
+    # Static examples and no per-request log lines: Prism at its fastest.
+    return [str(PRISM), "mock", "-h", "127.0.0.1", "-p", str(port), "-v", "warn", str(ROOT / "openapi" / contract)]
+
+
+def fixtures_with_codes(count: int, directory: Path) -> Path:
+    data = yaml.safe_load(DEMO.read_text())
+    data = copy.deepcopy(data)
+    if count:
+        data["bulk_codes"] = [{"intercom": BULK_INTERCOM, "count": count, "created_by": 13}]
+    path = directory / f"building-{count}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def rss_mb(pid: int) -> float | None:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+# -- load with wrk ------------------------------------------------------------------------------------------------
+
+WRK_REPORT = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "BENCH {\\"requests\\":%d,\\"duration_us\\":%d,\\"non2xx\\":%d,\\"socket_errors\\":%d," ..
+    "\\"p50_us\\":%d,\\"p99_us\\":%d}\\n",
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def wrk_script(method: str, headers: dict[str, str], body: str | None) -> str:
+    lines = [f'wrk.method = "{method}"']
+    for name, value in headers.items():
+        lines.append(f'wrk.headers["{name}"] = [[{value}]]')
+    if body is not None:
+        lines.append('wrk.headers["Content-Type"] = "application/json"')
+        lines.append(f"wrk.body = [[{body}]]")
+    return "\n".join(lines) + WRK_REPORT
+
+
+def wrk(url: str, script: str, *, seconds: int, connections: int) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+    try:
+        out = subprocess.run(
+            ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", handle.name, url],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(handle.name)
+    line = next(line for line in out.splitlines() if line.startswith("BENCH "))
+    raw = json.loads(line.removeprefix("BENCH "))
+    return {
+        "rps": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
+        "p50_ms": round(raw["p50_us"] / 1000, 2),
+        "p99_ms": round(raw["p99_us"] / 1000, 2),
+        "requests": raw["requests"],
+        "non_2xx": raw["non2xx"],
+        "socket_errors": raw["socket_errors"],
+    }
+
+
+def scenarios(future: str) -> list[dict[str, Any]]:
+    """Reads first: the write scenario adds codes to the House, which Seam's list would then carry."""
+    return [
+        {
+            "name": "magicline access-code GET",
+            "api": "magicline",
+            "method": "GET",
+            "path": "/v1/customers/1001/access-code",
+            "headers": ML_HEADERS,
+            "kind": "read",
+        },
+        {
+            "name": "vms codes page=2 (10k codes)",
+            "api": "vms",
+            "method": "GET",
+            "path": "/api/v1/intercom/codes?page=2",
+            "headers": VMS_HEADERS,
+            "kind": "read",
+        },
+        {
+            "name": "seam access_codes list",
+            "api": "seam",
+            "method": "GET",
+            "path": f"/access_codes?intercom_id={HOUSE_UUID}",
+            "headers": SEAM_HEADERS,
+            "kind": "read",
+        },
+        {
+            "name": "vms create code POST",
+            "api": "vms",
+            "method": "POST",
+            "path": "/api/v1/intercom/180/codes",
+            "headers": VMS_HEADERS,
+            "body": json.dumps({"title": "Bench guest", "expired_at": future}),
+            "kind": "write",
+        },
+    ]
+
+
+def drive(base: str, scenario: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    url = base + scenario["path"]
+    first = httpx.request(
+        scenario["method"], url, headers=scenario["headers"], content=scenario.get("body"), timeout=30
+    )
+    script = wrk_script(scenario["method"], scenario["headers"], scenario.get("body"))
+    wrk(url, script, seconds=args.warmup, connections=args.connections)
+    result = wrk(url, script, seconds=args.duration, connections=args.connections)
+    result["first_status"] = first.status_code
+    return result
+
+
+def bench_load(args: argparse.Namespace, work: Path, report: dict[str, Any]) -> None:
+    if shutil.which("wrk") is None:
+        report["notes"].append("wrk is missing: load scenarios skipped (Debian/Ubuntu: sudo apt-get install wrk)")
+        return
+    future = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%d %H:%M")
+    rows = report["load"] = []
+    port = free_port()
+    with process(ours(port, fixtures=fixtures_with_codes(10_000, work)), f"http://127.0.0.1:{port}/seam/health"):
+        for scenario in scenarios(future):
+            base = f"http://127.0.0.1:{port}/{scenario['api']}"
+            rows.append({"scenario": scenario["name"], "kind": scenario["kind"], "ours": drive(base, scenario, args)})
+            print(f"  ours  {scenario['name']}: {rows[-1]['ours']['rps']} rps", flush=True)
+    if not prism_available(report):
+        return
+    for row, scenario in zip(rows, scenarios(future), strict=True):
+        port = free_port()
+        with prism_process(port, scenario["api"]):
+            row["prism"] = drive(f"http://127.0.0.1:{port}", scenario, args)
+            row["ratio"] = round(row["ours"]["rps"] / row["prism"]["rps"], 2) if row["prism"]["rps"] else None
+            print(f"  prism {scenario['name']}: {row['prism']['rps']} rps", flush=True)
+
+
+# Prism answers 404 or 401 on most bare URLs; each contract has one operation that is open and answers 200.
+PRISM_READY = {
+    "magicline": ("/v1/customers", {"X-API-KEY": "x"}),
+    "seam": ("/health", {}),
+    "vms": ("/api/v1/wsurl", {"X-Client": "web", "X-UUID": "bench"}),
+}
+
+
+@contextlib.contextmanager
+def prism_process(port: int, api: str) -> Iterator[tuple[subprocess.Popen[bytes], float]]:
+    path, headers = PRISM_READY[api]
+    with process(prism(port, f"{api}.yaml"), f"http://127.0.0.1:{port}{path}", timeout=120, headers=headers) as p:
+        yield p
+
+
+def prism_available(report: dict[str, Any]) -> bool:
+    if PRISM.exists():
+        return True
+    if shutil.which("npm") is None:
+        report["notes"].append("Node.js/npm are missing: Prism not benched, ours alone")
+        return False
+    print("installing Prism into bench/node_modules (npm ci) ...", flush=True)
+    done = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=BENCH, capture_output=True, text=True)
+    if done.returncode != 0 or not PRISM.exists():
+        report["notes"].append(f"Prism could not be installed ({done.stderr.strip()[-300:]}): ours alone")
+        return False
+    return True
+
+
+# -- start-up ------------------------------------------------------------------------------------------------------
+
+
+def bench_startup(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    trials = 3
+    times = []
+    for _ in range(trials):
+        port = free_port()
+        with process(ours(port), f"http://127.0.0.1:{port}/seam/health") as (_, seconds):
+            times.append(seconds)
+    report["startup"] = {"ours_s": round(statistics.median(times), 3)}
+    if prism_available(report):
+        times = []
+        for _ in range(trials):
+            port = free_port()
+            with prism_process(port, "seam") as (_, seconds):
+                times.append(seconds)
+        report["startup"]["prism_s"] = round(statistics.median(times), 3)
+    print(f"  start-up: {report['startup']}", flush=True)
+
+
+# -- list latency as the building grows ----------------------------------------------------------------------------
+
+
+def latency(client: httpx.Client, path: str, requests: int) -> dict[str, float]:
+    for _ in range(20):
+        client.get(path).raise_for_status()
+    samples = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        response = client.get(path)
+        samples.append((time.perf_counter() - started) * 1000)
+        response.raise_for_status()
+    samples.sort()
+    return {
+        "p50_ms": round(samples[len(samples) // 2], 2),
+        "p99_ms": round(samples[int(len(samples) * 0.99) - 1], 2),
+    }
+
+
+def sqlite_state(count: int, work: Path) -> Path:
+    """A state file holding ``count`` codes, built once and cached (a 1,000,000-code file takes minutes)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    cached = CACHE / f"state-{count}.db"
+    if not cached.exists():
+        print(f"  building a SQLite state with {count:,} codes (cached in {cached}) ...", flush=True)
+        building = work / "building.db"
+        port = free_port()
+        with process(
+            ours(port, fixtures=fixtures_with_codes(count, work), state=building),
+            f"http://127.0.0.1:{port}/seam/health",
+        ):
+            pass
+        shutil.move(building, cached)
+    copy_path = work / f"state-{count}.db"
+    shutil.copy(cached, copy_path)
+    return copy_path
+
+
+def bench_sizes(args: argparse.Namespace, work: Path, report: dict[str, Any]) -> None:
+    rows = report["sizes"] = []
+    for backend in ("memory", "sqlite"):
+        for count in args.sizes:
+            port = free_port()
+            if backend == "memory":
+                server = ours(port, fixtures=fixtures_with_codes(count, work))
+            else:
+                server = ours(port, state=sqlite_state(count, work))
+            with process(server, f"http://127.0.0.1:{port}/seam/health") as (proc, ready_s):
+                pages = max(1, -(-count // 25))
+                with httpx.Client(base_url=f"http://127.0.0.1:{port}/vms", headers=VMS_HEADERS) as client:
+                    row = {
+                        "backend": backend,
+                        "codes": count,
+                        "ready_s": round(ready_s, 1),
+                        "page2": latency(client, "/api/v1/intercom/codes?page=2", args.samples),
+                        "middle_page": latency(
+                            client, f"/api/v1/intercom/codes?page={max(1, pages // 2)}", args.samples
+                        ),
+                        "rss_mb": rss_mb(proc.pid),
+                    }
+            rows.append(row)
+            print(f"  {backend} {count:>9,} codes: page 2 p50 {row['page2']['p50_ms']} ms", flush=True)
+    for backend in ("memory", "sqlite"):
+        mine = [row for row in rows if row["backend"] == backend]
+        if len(mine) > 1:
+            report.setdefault("growth", {})[backend] = round(
+                mine[-1]["page2"]["p50_ms"] / mine[0]["page2"]["p50_ms"], 2
+            )
+
+
+# -- a full conformance run ----------------------------------------------------------------------------------------
+
+
+CONFORMANCE = """
+[[target]]
+api = "vms"
+base_url = "{base}/vms"
+login = "alice@demo.test"
+password = "alice-password"
+other_login = "bob@demo.test"
+other_password = "bob-password"
+intercom_id = 180
+
+[[target]]
+api = "seam"
+base_url = "{base}/seam"
+token = "demo-seam-alice"
+other_token = "demo-seam-bob"
+
+[[target]]
+api = "magicline"
+base_url = "{base}/magicline"
+api_key = "demo-magicline-mission"
+other_api_key = "demo-magicline-harbour"
+limited_api_key = "demo-magicline-mission-readonly"
+customer_id = 1003
+"""
+
+
+def bench_conformance(args: argparse.Namespace, work: Path, report: dict[str, Any]) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    config = work / "conformance.toml"
+    config.write_text(CONFORMANCE.format(base=base))
+    with process(ours(port), f"{base}/seam/health"):
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "conformance", "run", "--config", str(config), "--no-progress"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        seconds = time.perf_counter() - started
+    report["conformance"] = {"wall_s": round(seconds, 1), "exit_code": done.returncode}
+    if done.returncode != 0:
+        report["notes"].append("the conformance run did not pass: " + done.stdout[-500:])
+    print(f"  conformance: {report['conformance']}", flush=True)
+
+
+# -- the table -----------------------------------------------------------------------------------------------------
+
+
+def table(report: dict[str, Any]) -> str:
+    out = [f"doorcodes bench · {report['when']} · {report['machine']}", ""]
+    if report.get("load"):
+        out.append(
+            f"Load: wrk, {report['connections']} connections, {report['duration_s']} s after "
+            f"{report['warmup_s']} s warm-up; rate limits raised; request validation and auth on"
+        )
+        out.append(
+            f"{'scenario':32} {'ours rps':>9} {'p50':>7} {'p99':>7} "
+            f"{'prism rps':>10} {'p50':>7} {'p99':>7} {'ratio':>6}"
+        )
+        for row in report["load"]:
+            o, p = row["ours"], row.get("prism")
+            prism_cols = f"{p['rps']:>10} {p['p50_ms']:>7} {p['p99_ms']:>7} {row['ratio']:>6}" if p else f"{'-':>10}"
+            out.append(f"{row['scenario']:32} {o['rps']:>9} {o['p50_ms']:>7} {o['p99_ms']:>7} {prism_cols}")
+            for who in ("ours", "prism"):
+                if row.get(who) and (
+                    row[who]["non_2xx"] or row[who]["socket_errors"] or row[who]["first_status"] >= 300
+                ):
+                    out.append(
+                        f"  ! {who}: first answer {row[who]['first_status']}, non-2xx {row[who]['non_2xx']}, "
+                        f"socket errors {row[who]['socket_errors']}"
+                    )
+        out.append("")
+    if report.get("startup"):
+        s = report["startup"]
+        out.append(
+            f"Start-up to first answer: ours {s['ours_s']} s" + (f", prism {s['prism_s']} s" if "prism_s" in s else "")
+        )
+        out.append("")
+    if report.get("sizes"):
+        out.append("VMS list latency as the building grows (sequential requests, ms)")
+        out.append(
+            f"{'backend':8} {'codes':>10} {'page2 p50':>10} {'p99':>7} {'middle p50':>11} {'p99':>7} "
+            f"{'RSS MB':>8} {'ready s':>8}"
+        )
+        for row in report["sizes"]:
+            rss = f"{row['rss_mb']:.0f}" if row["rss_mb"] else "-"
+            out.append(
+                f"{row['backend']:8} {row['codes']:>10,} {row['page2']['p50_ms']:>10} {row['page2']['p99_ms']:>7} "
+                f"{row['middle_page']['p50_ms']:>11} {row['middle_page']['p99_ms']:>7} {rss:>8} {row['ready_s']:>8}"
+            )
+        for backend, growth in report.get("growth", {}).items():
+            out.append(f"  {backend}: largest/smallest page-2 p50 = {growth}x")
+        out.append("")
+    if report.get("conformance"):
+        c = report["conformance"]
+        out.append(f"Full conformance run, three APIs, defaults: {c['wall_s']} s (exit {c['exit_code']})")
+    for note in report["notes"]:
+        out.append(f"note: {note}")
+    return "\n".join(out)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", action="append", choices=["load", "startup", "sizes", "conformance"])
+    parser.add_argument("--quick", action="store_true", help="5 s runs, sizes up to 10,000")
+    parser.add_argument("--duration", type=int, default=15, help="seconds per measured load run")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--samples", type=int, default=300, help="sequential requests per list-latency point")
+    parser.add_argument(
+        "--sizes", type=lambda text: [int(n) for n in text.split(",")], default=[100, 10_000, 1_000_000]
+    )
+    parser.add_argument("--out", type=Path, help="JSON file (default: bench/results/<time>.json)")
+    args = parser.parse_args()
+    if args.quick:
+        args.duration, args.warmup, args.samples = 5, 2, 100
+        args.sizes = [n for n in args.sizes if n <= 10_000]
+    parts = args.only or ["load", "startup", "sizes", "conformance"]
+    report: dict[str, Any] = {
+        "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip(),
+        "connections": args.connections,
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "notes": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="doorcodes-bench-") as tmp:
+        work = Path(tmp)
+        for part in parts:
+            print(f"{part} ...", flush=True)
+            {
+                "load": bench_load,
+                "startup": lambda a, w, r: bench_startup(a, r),
+                "sizes": bench_sizes,
+                "conformance": bench_conformance,
+            }[part](args, work, report)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = args.out or RESULTS / f"{report['when'].replace(':', '')}.json"
+    out.write_text(json.dumps(report, indent=2))
+    print()
+    print(table(report))
+    print(f"\nJSON: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

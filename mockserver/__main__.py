@@ -1,0 +1,5 @@
+"""`python -m mockserver` runs the command line."""
+
+from .cli import main
+
+main()
