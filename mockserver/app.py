@@ -35,6 +35,7 @@ from .domain.building import Building, Rules
 from .domain.clock import ManualClock
 from .domain.errors import DomainError
 from .http.errors import ApiError, FieldError
+from .http.fast_routing import FastRouter
 from .http.middleware import LimitsAndFaults, MockHttpMiddleware, routing_info
 from .http.pipeline import FastPipeline
 from .http.security import security_map
@@ -126,6 +127,9 @@ def create_app(
     building.subscribe(runtime.webhooks.on_event)
 
     if pipeline == "compiled":
+        if not validate_responses:
+            # Response validation sits between routing and the operations, so it needs the full chain.
+            runtime.fast_router = FastRouter(_error_handler)
         chain: list[Any] = [ServerErrorMiddleware, ExceptionMiddleware, SwaggerUIMiddleware, RoutingMiddleware]
         if validate_responses:
             chain.append(ResponseValidationMiddleware)

@@ -58,6 +58,8 @@ class Runtime:
         self.faults = Faults(seed)
         self.limiter = FixedWindowLimiter()
         self.vendors: dict[str, Vendor] = {}
+        #: set by create_app when operations may be reached directly (see `mockserver.http.fast_routing`)
+        self.fast_router: Any = None
         self.hub: PusherHub | None = None
         self.pusher_app_key = "doorcodes-vms"
         self.pusher_app_secret = secrets.token_hex(16) if seed is None else f"secret-{seed}"

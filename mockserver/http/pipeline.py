@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import typing as t
 from dataclasses import dataclass
 
@@ -54,6 +55,10 @@ class RequestContext:
 current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("mockserver_request")
 
 
+#: Connexion's name sanitiser runs a regex per argument per request; the names are few, the answers fixed.
+_sanitized = functools.lru_cache(maxsize=4096)(sanitized)
+
+
 class FastOperation:
     def __init__(
         self,
@@ -70,6 +75,7 @@ class FastOperation:
         self.runtime = runtime
         self.api_name = api_name
         self.operation_id = operation.operation_id.rsplit(".", 1)[-1]
+        self.declared = _declared(api_name, self.operation_id)
         self.security = (
             SecurityOperation(
                 None,
@@ -135,7 +141,7 @@ class FastOperation:
             token_info = token_info_of(scope)
             vendor.limit(request, self.operation_id, token_info)
             fault = runtime.faults.match(
-                vendor.name, self.operation_id, vendor.tenant(token_info), _declared(vendor.name, self.operation_id)
+                vendor.name, self.operation_id, vendor.tenant(token_info), self.declared
             )
             if fault is not None:
                 if fault.latency_ms:
@@ -154,7 +160,7 @@ class FastOperation:
 
         body = None
         if self.operation.is_request_body_defined and (
-            self.has_kwargs or sanitized(self.operation.body_name(request.content_type)) in self.arguments
+            self.has_kwargs or _sanitized(self.operation.body_name(request.content_type)) in self.arguments
         ):
             body = await request.get_body()
         kwargs = get_arguments(
@@ -165,10 +171,10 @@ class FastOperation:
             files={},
             arguments=self.arguments,
             has_kwargs=self.has_kwargs,
-            sanitize=sanitized,
+            sanitize=_sanitized,
             content_type=request.mimetype,
         )
-        kwargs = {sanitized(k): v for k, v in kwargs.items()}
+        kwargs = {_sanitized(k): v for k, v in kwargs.items()}
         token = current.set(RequestContext(scope=scope, runtime=runtime, request=request))
         try:
             result = self.function(**kwargs)
@@ -272,7 +278,7 @@ class FastApi(RoutedAPI[FastOperation]):
         self.add_paths()
 
     def make_operation(self, operation: AbstractOperation) -> FastOperation:
-        return FastOperation(
+        compiled = FastOperation(
             operation,
             runtime=self.runtime,
             api_name=self.api_name,
@@ -280,6 +286,17 @@ class FastApi(RoutedAPI[FastOperation]):
             validator_map=self.validator_map,
             strict_validation=self.strict_validation,
         )
+        router = self.runtime.fast_router
+        if router is not None:
+            router.add(
+                self.base_path,
+                operation.method,
+                operation.path,
+                operation.get_path_parameter_types(),
+                operation.operation_id,
+                compiled,
+            )
+        return compiled
 
 
 class FastPipeline(RoutedMiddleware[FastApi]):

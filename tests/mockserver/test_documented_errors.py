@@ -133,9 +133,11 @@ def _documented() -> list[tuple[str, str, int]]:
 DOCUMENTED = _documented()
 
 
-@pytest.fixture(scope="module")
-def mock() -> Iterator[RunningMock]:
-    with start_mock(seed=9, start=START, validate_responses=True) as running:
+@pytest.fixture(scope="module", params=["validated", "direct"])
+def mock(request: pytest.FixtureRequest) -> Iterator[RunningMock]:
+    """Once with Connexion's response validation (the full middleware chain), once as users run it (operations
+    reached directly by `mockserver.http.fast_routing`)."""
+    with start_mock(seed=9, start=START, validate_responses=request.param == "validated") as running:
         yield running
 
 

@@ -1,0 +1,104 @@
+"""A direct route from a request to its compiled operation, past Connexion's routing layers.
+
+Connexion reaches an operation through six ASGI layers (server-error and exception middlewares, the Swagger UI
+router, a Starlette router with one mount per API, the routing middleware and the routed middleware), each wrapping
+`send` again. `FastRouter` matches the same routes in the same order with the same converters (Connexion's, which
+accept what Starlette's routing accepts) and calls the `FastOperation` the routed middleware would have called,
+with the same scope additions; exceptions go to the same error handler the exception middleware calls. Anything
+it does not match for certain (unknown paths, wrong methods, HEAD, CORS requests, the docs) takes the full chain.
+tests/mockserver/test_pipeline.py holds both paths to the same answers.
+"""
+
+from __future__ import annotations
+
+import re
+import typing as t
+
+import starlette.convertors
+from connexion.frameworks import starlette as starlette_utils
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from connexion.middleware.abstract import ROUTING_CONTEXT
+from starlette._utils import get_route_path
+from starlette.responses import Response
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+ErrorHandler = t.Callable[[ConnexionRequest, Exception], t.Awaitable[ConnexionResponse]]
+
+
+class _Route(t.NamedTuple):
+    method: str
+    regex: re.Pattern[str]
+    convertors: dict[str, starlette.convertors.Convertor]
+    base_path: str
+    operation_id: str
+    operation: ASGIApp
+
+
+class FastRouter:
+    def __init__(self, error_handler: ErrorHandler) -> None:
+        self.error_handler = error_handler
+        self._routes: dict[str, list[_Route]] = {}
+        # The converters Connexion's routing middleware registers (a leading minus for integers, for instance).
+        starlette.convertors.register_url_convertor("float", starlette_utils.FloatConverter())
+        starlette.convertors.register_url_convertor("int", starlette_utils.IntegerConverter())
+
+    def add(
+        self, base_path: str, method: str, path: str, types: dict[str, str], operation_id: str, operation: ASGIApp
+    ) -> None:
+        """Register one operation, in the order Connexion adds its routes (the first full match wins there too)."""
+        regex, _, convertors = compile_path(starlette_utils.starlettify_path(path, types))
+        self._routes.setdefault(base_path, []).append(
+            _Route(method.upper(), regex, convertors, base_path, operation_id, operation)
+        )
+
+    def match(self, scope: Scope) -> ASGIApp | None:
+        method = scope["method"]
+        if method in ("HEAD", "OPTIONS"):
+            return None
+        path = get_route_path(scope)
+        if not path.isprintable():
+            return None  # control characters meet regex corner cases ($ before a newline): the full chain decides
+        for base_path, routes in self._routes.items():
+            if not path.startswith(base_path + "/"):
+                continue
+            rest = path[len(base_path) :]
+            for route in routes:
+                found = route.regex.match(rest)
+                if found is None:
+                    continue
+                if route.method != method:
+                    continue  # as Starlette: a later route of the same path may take this method
+                params = {name: route.convertors[name].convert(value) for name, value in found.groupdict().items()}
+                return self._bound(route, params)
+        return None
+
+    def _bound(self, route: _Route, params: dict[str, t.Any]) -> ASGIApp:
+        async def call(scope: Scope, receive: Receive, send: Send) -> None:
+            scope = {**scope, "path_params": params}
+            scope["extensions"][ROUTING_CONTEXT] = {
+                "api_base_path": route.base_path,
+                "operation_id": route.operation_id,
+            }
+            started = False
+
+            async def tracked_send(message: Message) -> None:
+                nonlocal started
+                started = True
+                await send(message)
+
+            try:
+                await route.operation(scope, receive, tracked_send)
+            except Exception as exc:
+                if started:
+                    raise
+                answer = await self.error_handler(ConnexionRequest(scope, receive), exc)
+                response = Response(
+                    content=answer.body,
+                    status_code=answer.status_code,
+                    media_type=answer.mimetype,
+                    headers=answer.headers,
+                )
+                await response(scope, receive, send)
+
+        return call
