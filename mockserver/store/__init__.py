@@ -10,5 +10,14 @@ __all__ = ["MemoryStore", "Page", "Record", "SqliteStore", "Store", "VersionConf
 
 
 def open_store(path: str | None) -> Store:
-    """A `MemoryStore` for None, else a `SqliteStore` on the file at ``path`` (kept across restarts)."""
-    return MemoryStore() if path is None else SqliteStore(path)
+    """A `MemoryStore` for None; a `RedisStore` for a ``redis://`` or ``rediss://`` URL (shared by every replica
+    that opens it); else a `SqliteStore` on the file at ``path`` (kept across restarts)."""
+    if path is None:
+        return MemoryStore()
+    if path.startswith(("redis://", "rediss://", "unix://")):
+        try:
+            from .redis_store import RedisStore
+        except ImportError as exc:  # the redis client is an optional extra
+            raise RuntimeError("a Redis state needs the redis extra: pip install 'doorcodes-contracts[redis]'") from exc
+        return RedisStore(path)
+    return SqliteStore(path)

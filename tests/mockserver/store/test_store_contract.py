@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,14 +30,51 @@ import mockserver
 from mockserver.store import MemoryStore, Page, Record, SqliteStore, Store, VersionConflict, open_store
 from mockserver.store.sqlite import SchemaMismatch
 
-BACKENDS = ["memory", "sqlite"]
+BACKENDS = ["memory", "sqlite", "redis"]
+REDIS_URL = os.environ.get("DOORCODES_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+_redis_stores: list[Any] = []
+
+
+def redis_available() -> bool:
+    try:
+        import redis
+
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except Exception:
+        return False
+    return True
+
+
+needs_redis = pytest.mark.skipif(
+    not redis_available(),
+    reason=f"no Redis server at {REDIS_URL}; set DOORCODES_TEST_REDIS_URL or start one (.ci/run does)",
+)
 
 
 def make_store(backend: str, path: Path) -> Store:
-    return MemoryStore() if backend == "memory" else SqliteStore(path)
+    if backend == "memory":
+        return MemoryStore()
+    if backend == "sqlite":
+        return SqliteStore(path)
+    from mockserver.store.redis_store import RedisStore
+
+    # A namespace per store: tests share one Redis database without seeing each other.
+    store = RedisStore(REDIS_URL, namespace=f"test-{uuid.uuid4().hex}")
+    _redis_stores.append(store)
+    return store
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(autouse=True, scope="module")
+def _drop_redis_namespaces() -> Iterator[None]:
+    yield
+    for store in _redis_stores:
+        store.clear()
+        store._redis.delete(f"{store.namespace}:lock")
+        store.close()
+    _redis_stores.clear()
+
+
+@pytest.fixture(params=[pytest.param(b, marks=needs_redis) if b == "redis" else b for b in BACKENDS])
 def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
@@ -735,7 +773,7 @@ class StoreMachine(RuleBasedStateMachine):
         assert self.store.is_empty() == (not self.model)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", [pytest.param(b, marks=needs_redis) if b == "redis" else b for b in BACKENDS])
 def test_state_machine(backend: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         counter = iter(range(10**9))
