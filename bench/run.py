@@ -212,9 +212,7 @@ def scenarios(future: str) -> list[dict[str, Any]]:
 def drive(base: str, scenario: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     url = base + scenario["path"]
     headers = scenario["headers"] | ({"Content-Type": "application/json"} if scenario.get("body") else {})
-    first = httpx.request(
-        scenario["method"], url, headers=headers, content=scenario.get("body"), timeout=30
-    )
+    first = httpx.request(scenario["method"], url, headers=headers, content=scenario.get("body"), timeout=30)
     script = wrk_script(scenario["method"], scenario["headers"], scenario.get("body"))
     wrk(url, script, seconds=args.warmup, connections=args.connections)
     result = wrk(url, script, seconds=args.duration, connections=args.connections)

@@ -140,9 +140,7 @@ class FastOperation:
         if vendor is not None:
             token_info = token_info_of(scope)
             vendor.limit(request, self.operation_id, token_info)
-            fault = runtime.faults.match(
-                vendor.name, self.operation_id, vendor.tenant(token_info), self.declared
-            )
+            fault = runtime.faults.match(vendor.name, self.operation_id, vendor.tenant(token_info), self.declared)
             if fault is not None:
                 if fault.latency_ms:
                     await asyncio.sleep(fault.latency_ms / 1000)
