@@ -103,8 +103,10 @@ def create_app(
     logging.getLogger("connexion.operations.openapi3").setLevel(logging.ERROR)
     fixture_data = load_fixtures(fixtures)
     store = store if store is not None else open_store(str(state_path) if state_path else None)
+    # Replicas sharing a store must not draw the same ids and codes from the same seed.
+    shared = bool(getattr(store, "shared", False))
     clock = clock or ManualClock()
-    building = Building(store, clock, seed=seed, rules=rules)
+    building = Building(store, clock, seed=None if shared else seed, rules=rules)
     runtime = Runtime(
         building,
         clock,
@@ -114,15 +116,29 @@ def create_app(
         control_token=control_token,
         seed=seed,
     )
-    if building.is_empty():
-        runtime.reset()
-    else:
-        saved = building.meta("clock")
-        if saved:
-            clock.restore(saved)
+    with store.transaction():  # with a shared store, two replicas starting at once fill it once
+        if building.is_empty():
+            runtime.reset()
+        else:
+            saved = building.meta("clock")
+            if saved:
+                clock.restore(saved)
+        if shared:
+            # Channel auth signed by one replica is checked by another: they share the Pusher secret.
+            pusher = building.meta("pusher")
+            if pusher is None:
+                building.save_meta("pusher", {"secret": runtime.pusher_app_secret})
+            else:
+                runtime.pusher_app_secret = pusher["secret"]
     clock.on_change = lambda _clock: (runtime.save_clock(), building.tick(), runtime.webhooks.wake())
 
-    runtime.hub = PusherHub(runtime.pusher_app_key, runtime.pusher_app_secret, rng=random.Random(seed))
+    runtime.hub = PusherHub(
+        runtime.pusher_app_key, runtime.pusher_app_secret, rng=random.Random(None if shared else seed)
+    )
+    if shared:
+        from .fanout import RedisFanout
+
+        runtime.share(RedisFanout(runtime.hub, store.url, store.namespace))  # type: ignore[attr-defined]
     building.subscribe(push_subscriber(runtime))
     building.subscribe(runtime.webhooks.on_event)
 

@@ -79,7 +79,8 @@ def main() -> None:
     "--state",
     "state_path",
     type=click.Path(dir_okay=False),
-    help="SQLite file to keep the state in (default: memory). An existing file loads as it is.",
+    help="Where the state lives (default: memory): a SQLite file, which loads as it is when it exists, or a "
+    "redis://host:port/db URL (add ?namespace=NAME to keep several buildings apart) shared by every replica.",
 )
 @click.option(
     "--fixtures",

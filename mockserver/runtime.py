@@ -61,6 +61,11 @@ class Runtime:
         #: set by create_app when operations may be reached directly (see `mockserver.http.fast_routing`)
         self.fast_router: Any = None
         self.hub: PusherHub | None = None
+        #: set by `share` when several replicas use one store
+        self.shared = False
+        self.fanout: Any = None
+        #: the version of each shared document (clock, faults) this replica last wrote or read
+        self._seen: dict[str, int] = {}
         self.pusher_app_key = "doorcodes-vms"
         self.pusher_app_secret = secrets.token_hex(16) if seed is None else f"secret-{seed}"
         from .webhooks import Webhooks
@@ -85,7 +90,32 @@ class Runtime:
     # --- whole state
 
     def save_clock(self) -> None:
-        self.building.save_meta("clock", self.clock.to_dict())
+        self._seen["clock"] = self.building.save_meta("clock", self.clock.to_dict())
+
+    # --- several replicas on one shared store
+
+    def share(self, fanout: Any) -> None:
+        """Follow the other replicas: faults are saved with the state, pushes go out through ``fanout``."""
+        self.shared = True
+        self.fanout = fanout
+
+        def save_faults(faults: Faults) -> None:
+            self._seen["faults"] = self.building.save_meta("faults", faults.to_data())
+
+        self.faults.on_change = save_faults
+
+    def sync_shared(self) -> None:
+        """Before a request: take the clock and faults another replica changed since this one last looked."""
+        for name, apply in (("clock", self.clock.restore), ("faults", self.faults.load)):
+            version, data = self.building.meta_version(name)
+            if data is not None and version != self._seen.get(name):
+                self._seen[name] = version
+                apply(data)
+
+    @property
+    def pushes(self) -> Any:
+        """Where pushes go: the Redis fan-out when replicas share a store, else this mock's own hub."""
+        return self.fanout if self.fanout is not None else self.hub
 
     def reset(self) -> None:
         """Back to the fixtures: state, clock, faults, journal and limits."""
@@ -100,6 +130,8 @@ class Runtime:
 
             self.clock.set(datetime.fromisoformat(str(start).replace("Z", "+00:00")))
         self.building.load_fixtures({k: v for k, v in self.fixtures.items() if k != "clock"})
+        if self.shared:
+            self.building.save_meta("pusher", {"secret": self.pusher_app_secret})
         self.save_clock()
 
     def snapshot(self) -> dict[str, Any]:

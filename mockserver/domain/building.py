@@ -1021,10 +1021,16 @@ class Building:
             self.store.clear()
             self._events.clear()
 
-    def save_meta(self, name: str, data: dict[str, Any]) -> None:
-        """Keep a small named document with the state (the clock, for instance)."""
+    def save_meta(self, name: str, data: dict[str, Any]) -> int:
+        """Keep a small named document with the state (the clock, for instance); answer its new version."""
         with self._lock, self.store.transaction():
-            self.store.put(K.META, name, data)
+            return self.store.put(K.META, name, data).version
+
+    def meta_version(self, name: str) -> tuple[int, dict[str, Any] | None]:
+        """A named document's version (0 when absent) and data: cheap to poll for another replica's change."""
+        with self._lock:
+            record = self.store.get(K.META, name)
+            return (record.version, record.data) if record else (0, None)
 
     def meta(self, name: str) -> dict[str, Any] | None:
         with self._lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -31,13 +32,30 @@ class Faults:
         self._faults: list[Fault] = []
         self._next = 1
         self._rng = random.Random(seed)
+        #: called after every change (hits included), outside the lock; replicas share faults through it
+        self.on_change: Callable[[Faults], None] | None = None
+
+    def to_data(self) -> dict[str, Any]:
+        with self._lock:
+            return {"next": self._next, "faults": [asdict(fault) for fault in self._faults]}
+
+    def load(self, data: dict[str, Any]) -> None:
+        """Take the faults another replica saved (without calling `on_change`)."""
+        with self._lock:
+            self._next = int(data.get("next", 1))
+            self._faults = [Fault(**fault) for fault in data.get("faults", [])]
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self)
 
     def add(self, **spec: Any) -> Fault:
         with self._lock:
             fault = Fault(id=f"fault-{self._next}", **spec)
             self._next += 1
             self._faults.append(fault)
-            return fault
+        self._changed()
+        return fault
 
     def all(self) -> list[Fault]:
         with self._lock:
@@ -47,16 +65,26 @@ class Faults:
         with self._lock:
             before = len(self._faults)
             self._faults = [f for f in self._faults if f.id != fault_id]
-            return len(self._faults) < before
+            removed = len(self._faults) < before
+        if removed:
+            self._changed()
+        return removed
 
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
+        self._changed()
 
     def match(self, api: str, operation_id: str | None, tenant: str | None, declared: set[int]) -> Fault | None:
         """The first fault that applies to this call (and count it), or None."""
         if not self._faults:
             return None
+        found = self._match(api, operation_id, tenant, declared)
+        if found is not None:
+            self._changed()
+        return found
+
+    def _match(self, api: str, operation_id: str | None, tenant: str | None, declared: set[int]) -> Fault | None:
         with self._lock:
             for fault in self._faults:
                 if fault.api != api:

@@ -78,6 +78,8 @@ class MockHttpMiddleware:
             runtime.webhooks.loop = asyncio.get_running_loop()
         state = scope.setdefault("state", {})
         state["mock"] = runtime
+        if runtime.shared:
+            runtime.sync_shared()
         # Connexion's router works on a shallow copy of the scope; a shared extensions dict lets the error
         # handler out here see which operation was routed and who was authenticated.
         scope.setdefault("extensions", {})

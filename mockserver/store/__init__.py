@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
 from .base import Page, Record, Store, VersionConflict
 from .memory import MemoryStore
 from .sqlite import SqliteStore
@@ -19,5 +21,10 @@ def open_store(path: str | None) -> Store:
             from .redis_store import RedisStore
         except ImportError as exc:  # the redis client is an optional extra
             raise RuntimeError("a Redis state needs the redis extra: pip install 'doorcodes-contracts[redis]'") from exc
-        return RedisStore(path)
+        # Our own query parameter: several buildings (or test runs) can share one Redis database.
+        parts = urlsplit(path)
+        query = parse_qs(parts.query)
+        namespace = query.pop("namespace", ["doorcodes"])[0]
+        url = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
+        return RedisStore(url, namespace=namespace)
     return SqliteStore(path)

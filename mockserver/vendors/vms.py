@@ -24,6 +24,7 @@ from ..domain.errors import (
 from ..domain.model import AccessCode, Intercom, Owner
 from ..http.errors import ApiError, FieldError
 from ..http.vendor import Vendor
+from ..push import PusherHub
 from . import _context
 
 WSURL_WINDOW_SECONDS = 300
@@ -427,7 +428,7 @@ def push_subscriber(runtime: Any) -> Any:
     from ..domain.events import CodeCreated, CodesDeleted, Event
 
     def on_event(event: Event) -> None:
-        hub = runtime.hub
+        hub = runtime.pushes
         if hub is None:
             return
         if isinstance(event, CodeCreated) and event.user_id is not None:
@@ -464,8 +465,8 @@ def push_subscriber(runtime: Any) -> Any:
             return
         owner = runtime.building.intercom(payload["intercom_id"]).owner_id
         channel = f"private-user.{owner}"
-        if runtime.hub.has_subscribers(channel):
-            runtime.hub.publish_nowait(channel, PUSH_EVENT, payload)
+        if runtime.pushes.has_subscribers(channel):
+            runtime.pushes.publish_nowait(channel, PUSH_EVENT, payload)
 
     return on_event
 
@@ -503,4 +504,4 @@ def _device_payload(event: Any) -> dict[str, Any] | None:
 
 
 def _valid_socket(hub: Any, socket_id: str | None) -> str | None:
-    return socket_id if socket_id and hub.valid_socket_id(socket_id) else None
+    return socket_id if socket_id and PusherHub.valid_socket_id(socket_id) else None
