@@ -137,8 +137,12 @@ def create_app(
     )
     if shared:
         from .fanout import RedisFanout
+        from .shared_state import RedisJournal, RedisLimiter
 
-        runtime.share(RedisFanout(runtime.hub, store.url, store.namespace))  # type: ignore[attr-defined]
+        url, namespace = store.url, store.namespace  # type: ignore[attr-defined]
+        runtime.journal = RedisJournal(url, namespace, runtime.settings.journal_size)
+        runtime.limiter = RedisLimiter(url, namespace)  # type: ignore[assignment]
+        runtime.share(RedisFanout(runtime.hub, url, namespace))
     building.subscribe(push_subscriber(runtime))
     building.subscribe(runtime.webhooks.on_event)
 

@@ -131,6 +131,18 @@ class Journal:
     ) -> list[JournalEntry]:
         with self._lock:
             entries = list(self._entries)
+        return self._filter(entries, api, operation_id, method, path, status, limit)
+
+    @staticmethod
+    def _filter(
+        entries: list[JournalEntry],
+        api: str | None,
+        operation_id: str | None,
+        method: str | None,
+        path: str | None,
+        status: int | None,
+        limit: int,
+    ) -> list[JournalEntry]:
         matched = [
             e
             for e in entries

@@ -26,6 +26,7 @@ pytestmark = needs_redis
 ROOT = Path(__file__).resolve().parents[2]
 START = "2030-01-01T08:00:00+00:00"
 ALICE = {"X-Client": "web", "X-UUID": "replica-tests"}
+WSURL_LIMIT = 4
 
 
 @dataclass
@@ -46,7 +47,7 @@ def _free_port() -> int:
 def _start(state: str, log: Path) -> Replica:
     port = _free_port()
     command = [sys.executable, "-m", "mockserver", "run", "--port", str(port), "--state", state]
-    command += ["--clock", START, "--frozen-clock"]
+    command += ["--clock", START, "--frozen-clock", "--wsurl-rate-limit", str(WSURL_LIMIT)]
     with log.open("w") as stderr:
         process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
@@ -181,3 +182,18 @@ def test_a_push_caused_on_one_replica_reaches_pusher_js_on_the_other(
         assert client.next() == {"type": "done"}
     finally:
         client.stop()
+
+
+def test_the_journal_and_the_rate_limits_are_shared(replicas: tuple[Replica, Replica]) -> None:
+    a, b = replicas
+    httpx.delete(f"{a.base}/_mock/journal").raise_for_status()
+    device = {"X-Client": "web", "X-UUID": "one-phone"}
+    answers = []
+    for n in range(WSURL_LIMIT + 1):
+        with (a if n % 2 else b).client("vms", **device) as vms:
+            answers.append(vms.get("/api/v1/wsurl").status_code)
+    # One device's calls count against one limit, whichever replica they reach.
+    assert answers == [200] * WSURL_LIMIT + [429]
+    journal = httpx.get(f"{b.base}/_mock/journal", params={"operation_id": "getWsUrl"}).json()["entries"]
+    assert [entry["status"] for entry in journal] == answers
+    assert len({entry["id"] for entry in journal}) == len(answers)
