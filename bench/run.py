@@ -146,27 +146,38 @@ def wrk_script(method: str, headers: dict[str, str], body: str | None) -> str:
 
 
 def wrk(url: str, script: str, *, seconds: int, connections: int) -> dict[str, Any]:
+    return wrk_many([url], script, seconds=seconds, connections=connections)
+
+
+def wrk_many(urls: list[str], script: str, *, seconds: int, connections: int) -> dict[str, Any]:
+    """One wrk per URL at once, ``connections`` split between them; answers the summed rate and worst latency."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
+    each = max(1, connections // len(urls))
     try:
-        out = subprocess.run(
-            ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", handle.name, url],
-            capture_output=True,
-            text=True,
-            timeout=seconds + 60,
-            check=True,
-        ).stdout
+        runs = [
+            subprocess.Popen(
+                ["wrk", "-t2", f"-c{each}", f"-d{seconds}s", "--timeout", "5s", "-s", handle.name, url],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            for url in urls
+        ]
+        outputs = [run.communicate(timeout=seconds + 60)[0] for run in runs]
     finally:
         os.unlink(handle.name)
-    line = next(line for line in out.splitlines() if line.startswith("BENCH "))
-    raw = json.loads(line.removeprefix("BENCH "))
+    raws = []
+    for out in outputs:
+        line = next(line for line in out.splitlines() if line.startswith("BENCH "))
+        raws.append(json.loads(line.removeprefix("BENCH ")))
     return {
-        "rps": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
-        "p50_ms": round(raw["p50_us"] / 1000, 2),
-        "p99_ms": round(raw["p99_us"] / 1000, 2),
-        "requests": raw["requests"],
-        "non_2xx": raw["non2xx"],
-        "socket_errors": raw["socket_errors"],
+        "rps": round(sum(raw["requests"] / (raw["duration_us"] / 1e6) for raw in raws), 1),
+        "p50_ms": round(max(raw["p50_us"] for raw in raws) / 1000, 2),
+        "p99_ms": round(max(raw["p99_us"] for raw in raws) / 1000, 2),
+        "requests": sum(raw["requests"] for raw in raws),
+        "non_2xx": sum(raw["non2xx"] for raw in raws),
+        "socket_errors": sum(raw["socket_errors"] for raw in raws),
     }
 
 
@@ -362,6 +373,59 @@ def bench_sizes(args: argparse.Namespace, work: Path, report: dict[str, Any]) ->
             )
 
 
+# -- several replicas on one Redis building --------------------------------------------------------------------
+
+REDIS_URL = os.environ.get("DOORCODES_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+def bench_replicas(args: argparse.Namespace, work: Path, report: dict[str, Any]) -> None:
+    if shutil.which("wrk") is None:
+        report["notes"].append("wrk is missing: the replica scenarios were skipped")
+        return
+    try:
+        import redis
+
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except Exception:
+        report["notes"].append(f"no Redis server at {REDIS_URL}: the replica scenarios were skipped")
+        return
+    namespace = f"bench-{os.getpid()}-{int(time.time())}"
+    state = f"{REDIS_URL}?namespace={namespace}"
+    future = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%d %H:%M")
+    rows = report["replicas"] = []
+    wanted = [s for s in scenarios(future) if s["api"] in ("magicline", "vms")]
+    try:
+        fixtures = fixtures_with_codes(10_000, work)
+        with contextlib.ExitStack() as stack:
+            ports = []
+            for _ in range(2):  # the first fills the building, the second joins it
+                port = free_port()
+                stack.enter_context(
+                    process(ours(port, fixtures=fixtures, state=state), f"http://127.0.0.1:{port}/seam/health")
+                )
+                ports.append(port)
+            for scenario in wanted:
+                script = wrk_script(scenario["method"], scenario["headers"], scenario.get("body"))
+                row: dict[str, Any] = {"scenario": scenario["name"]}
+                for count in (1, 2):
+                    urls = [f"http://127.0.0.1:{port}/{scenario['api']}{scenario['path']}" for port in ports[:count]]
+                    wrk_many(urls, script, seconds=args.warmup, connections=args.connections)
+                    row[f"replicas_{count}"] = wrk_many(
+                        urls, script, seconds=args.duration, connections=args.connections
+                    )
+                rows.append(row)
+                print(
+                    f"  redis {scenario['name']}: {row['replicas_1']['rps']} / {row['replicas_2']['rps']} rps",
+                    flush=True,
+                )
+    finally:
+        from mockserver.store.redis_store import RedisStore
+
+        store = RedisStore(REDIS_URL, namespace=namespace)
+        store.clear()
+        store.close()
+
+
 # -- a full conformance run ----------------------------------------------------------------------------------------
 
 
@@ -459,6 +523,15 @@ def table(report: dict[str, Any]) -> str:
         for backend, growth in report.get("growth", {}).items():
             out.append(f"  {backend}: largest/smallest page-2 p50 = {growth}x")
         out.append("")
+    if report.get("replicas"):
+        out.append("Redis state, one and two replicas (wrk per replica, connections split; same load as above)")
+        out.append(f"{'scenario':32} {'1 replica rps':>14} {'p99':>7} {'2 replicas rps':>15} {'p99':>7}")
+        for row in report["replicas"]:
+            one, two = row["replicas_1"], row["replicas_2"]
+            out.append(f"{row['scenario']:32} {one['rps']:>14} {one['p99_ms']:>7} {two['rps']:>15} {two['p99_ms']:>7}")
+            if one["non_2xx"] or two["non_2xx"]:
+                out.append(f"  ! non-2xx answers: {one['non_2xx']} / {two['non_2xx']}")
+        out.append("")
     if report.get("conformance"):
         c = report["conformance"]
         out.append(f"Full conformance run, three APIs, defaults: {c['wall_s']} s (exit {c['exit_code']})")
@@ -469,7 +542,7 @@ def table(report: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", action="append", choices=["load", "startup", "sizes", "conformance"])
+    parser.add_argument("--only", action="append", choices=["load", "startup", "sizes", "replicas", "conformance"])
     parser.add_argument("--quick", action="store_true", help="5 s runs, sizes up to 10,000")
     parser.add_argument("--duration", type=int, default=15, help="seconds per measured load run")
     parser.add_argument("--warmup", type=int, default=3)
@@ -483,7 +556,7 @@ def main() -> int:
     if args.quick:
         args.duration, args.warmup, args.samples = 5, 2, 100
         args.sizes = [n for n in args.sizes if n <= 10_000]
-    parts = args.only or ["load", "startup", "sizes", "conformance"]
+    parts = args.only or ["load", "startup", "sizes", "replicas", "conformance"]
     report: dict[str, Any] = {
         "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
@@ -503,6 +576,7 @@ def main() -> int:
                 "load": bench_load,
                 "startup": lambda a, w, r: bench_startup(a, r),
                 "sizes": bench_sizes,
+                "replicas": bench_replicas,
                 "conformance": bench_conformance,
             }[part](args, work, report)
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -70,7 +70,10 @@ class RedisStore:
         self.namespace = namespace
         self._redis = redis.Redis.from_url(url, decode_responses=True)
         self._redis.ping()  # fail at start, with the URL in the message, rather than on the first request
-        self._lock = self._redis.lock(f"{namespace}:lock", timeout=_LOCK_SECONDS, blocking_timeout=_LOCK_SECONDS)
+        # Short polls: redis-py sleeps 100 ms between attempts by default, which would be most of a request.
+        self._lock = self._redis.lock(
+            f"{namespace}:lock", timeout=_LOCK_SECONDS, blocking_timeout=_LOCK_SECONDS, sleep=0.001
+        )
         self._held = 0
         #: undo log of the open transaction: ("rec", kind, key, old value or None) / ("seq", name, old or None)
         self._undo: list[tuple[str, str, Any, Any]] | None = None
