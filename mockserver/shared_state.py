@@ -121,19 +121,10 @@ class RedisJournal(Journal):
     def clear(self) -> None:
         self._redis.delete(self._list)
 
-    def query(
-        self,
-        *,
-        api: str | None = None,
-        operation_id: str | None = None,
-        method: str | None = None,
-        path: str | None = None,
-        status: int | None = None,
-        limit: int = 100,
-    ) -> list[JournalEntry]:
+    def _all(self) -> list[JournalEntry]:
         entries = [_decode(raw) for raw in self._redis.lrange(self._list, 0, -1)]
         entries.sort(key=lambda entry: entry.id)  # replicas append concurrently; ids give the order
-        return self._filter(entries, api, operation_id, method, path, status, limit)
+        return entries
 
     def close(self) -> None:
         with contextlib.suppress(redis.RedisError):

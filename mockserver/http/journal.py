@@ -129,20 +129,7 @@ class Journal:
         status: int | None = None,
         limit: int = 100,
     ) -> list[JournalEntry]:
-        with self._lock:
-            entries = list(self._entries)
-        return self._filter(entries, api, operation_id, method, path, status, limit)
-
-    @staticmethod
-    def _filter(
-        entries: list[JournalEntry],
-        api: str | None,
-        operation_id: str | None,
-        method: str | None,
-        path: str | None,
-        status: int | None,
-        limit: int,
-    ) -> list[JournalEntry]:
+        entries = self._all()
         matched = [
             e
             for e in entries
@@ -153,3 +140,8 @@ class Journal:
             and (status is None or e.status == status)
         ]
         return matched[-limit:]
+
+    def _all(self) -> list[JournalEntry]:
+        """Every kept entry, oldest first."""
+        with self._lock:
+            return list(self._entries)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import operator
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, NamedTuple
 
 import orjson
@@ -103,6 +103,24 @@ def dump_record(kind: str, key: str, version: int, data: str, index: Mapping[str
         "data": decode_data(data),
         "index": {name: [part, sort] for name, (part, sort) in index.items()},
     }
+
+
+@contextmanager
+def undo_scope(store: Any) -> Iterator[None]:
+    """The undo-log bookkeeping of a backend that writes through and rolls back by itself (memory, Redis): the
+    outermost block opens the log, and a block that raises undoes what it logged before the exception leaves."""
+    outer = store._undo is None
+    if outer:
+        store._undo = []
+    mark = len(store._undo)
+    try:
+        yield
+    except BaseException:
+        store._rollback_to(mark)
+        raise
+    finally:
+        if outer:
+            store._undo = None
 
 
 class _Rec(NamedTuple):
@@ -237,24 +255,11 @@ class MemoryStore:
         self._seqs[sequence] = value
         return value
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> AbstractContextManager[None]:
         """All writes in the block are kept, or none. An inner block joins the outer one; if it raises, its
         own writes are undone before the exception leaves it (so a caught inner failure leaves nothing half
         done)."""
-        outer = self._undo is None
-        if outer:
-            self._undo = []
-        assert self._undo is not None
-        mark = len(self._undo)
-        try:
-            yield
-        except BaseException:
-            self._rollback_to(mark)
-            raise
-        finally:
-            if outer:
-                self._undo = None
+        return undo_scope(self)
 
     def load(self, state: dict[str, Any]) -> None:
         """Replace the whole state with what `dump` gave; on a malformed dump nothing changes."""

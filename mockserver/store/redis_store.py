@@ -28,7 +28,16 @@ import orjson
 import redis
 
 from .base import IndexEntries, Page, Record, VersionConflict
-from .memory import DUMP_FORMAT, check_name, check_page_args, decode_data, dump_record, encode_data, normalise_index
+from .memory import (
+    DUMP_FORMAT,
+    check_name,
+    check_page_args,
+    decode_data,
+    dump_record,
+    encode_data,
+    normalise_index,
+    undo_scope,
+)
 from .memory import parse_dump as _parse_dump
 
 _OFFSET = 2**63
@@ -214,20 +223,8 @@ class RedisStore:
     def transaction(self) -> Iterator[None]:
         """All writes in the block are kept, or none; other replicas wait for the block to end. An inner
         block joins the outer one; if it raises, its own writes are undone before the exception leaves it."""
-        with self._locked():
-            outer = self._undo is None
-            if outer:
-                self._undo = []
-            assert self._undo is not None
-            mark = len(self._undo)
-            try:
-                yield
-            except BaseException:
-                self._rollback_to(mark)
-                raise
-            finally:
-                if outer:
-                    self._undo = None
+        with self._locked(), undo_scope(self):
+            yield
 
     def load(self, state: dict[str, Any]) -> None:
         """Replace the whole state with what `dump` gave; on a malformed dump nothing changes."""

@@ -128,3 +128,10 @@ def audited_client(base_url: str, **kwargs: Any) -> httpx.Client:
         assert_conforms(response)
 
     return httpx.Client(base_url=base_url, event_hooks={"response": [hook]}, **kwargs)
+
+
+def state_of(client: httpx.Client) -> Any:
+    """The whole state of the mock behind ``client`` (its records, without the clock), to compare before/after."""
+    response = client.get("/_mock/snapshot")
+    response.raise_for_status()
+    return response.json()["state"]

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from mockserver.contracts import contract_path
 from mockserver.testing import RunningMock, start_mock
-from tests.mockserver.contract_audit import assert_conforms
+from tests.mockserver.contract_audit import assert_conforms, state_of
 
 START = datetime(2030, 1, 1, 8, 0, tzinfo=UTC)
 ML = {"X-API-KEY": "demo-magicline-mission"}
@@ -147,12 +147,6 @@ def client(mock: RunningMock) -> Iterator[httpx.Client]:
         yield client
 
 
-def _state(client: httpx.Client) -> Any:
-    response = client.get("/_mock/snapshot")
-    response.raise_for_status()
-    return response.json()["state"]
-
-
 def _a_seam_code(client: httpx.Client) -> str:
     response = client.get("/seam/access_codes", headers=SEAM, params={"intercom_id": HOUSE})
     return response.json()["access_codes"][0]["access_code_id"]
@@ -171,7 +165,7 @@ def test_each_documented_error_can_be_produced_and_conforms(
     method, path, kwargs = VALID[(api, operation)]
     if "{code}" in path:
         path = path.format(code=_a_seam_code(client))
-    before = _state(client)
+    before = state_of(client)
     if method == "HEAD":
         # HEAD only checks the key, before any fault could apply: its one documented error comes without a key.
         assert status == 401
@@ -182,7 +176,7 @@ def test_each_documented_error_can_be_produced_and_conforms(
         response = client.request(method, path, **kwargs)
     assert response.status_code == status, response.text[:300]
     assert_conforms(response)
-    assert _state(client) == before, "a request answered with an error changed the state"
+    assert state_of(client) == before, "a request answered with an error changed the state"
     if method != "HEAD":
         # The fault was for one call only: the same request now reaches the building again.
         again = client.request(method, path, **kwargs)
@@ -285,11 +279,11 @@ def test_random_input_never_breaks_the_mock(
         if content_type is not None:
             kwargs["headers"] = {**kwargs.get("headers", {}), "content-type": content_type}
     kwargs["params"] = {**kwargs.get("params", {}), **query}
-    before = _state(client)
+    before = state_of(client)
     response = client.request(method, path, **kwargs)
     assert response.status_code < 500, response.text[:300]
     assert_conforms(response)
     if response.status_code >= 400:
-        assert _state(client) == before, "a rejected request changed the state"
+        assert state_of(client) == before, "a rejected request changed the state"
     else:
         client.post("/_mock/reset").raise_for_status()

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from mockserver.testing import RunningMock, start_mock
-from tests.mockserver.contract_audit import assert_conforms
+from tests.mockserver.contract_audit import assert_conforms, state_of
 
 START = datetime(2030, 1, 1, 8, 0, tzinfo=UTC)
 HUGE = "9" * 40
@@ -367,12 +367,6 @@ def client(mock: RunningMock) -> Iterator[httpx.Client]:
         yield client
 
 
-def _state(client: httpx.Client) -> Any:
-    response = client.get("/_mock/snapshot")
-    response.raise_for_status()
-    return response.json()["state"]
-
-
 def _named(case: Case, body: Any) -> list[str]:
     if case.path.startswith("/magicline"):
         reference = body.get("reference") or ""
@@ -384,7 +378,7 @@ def _named(case: Case, body: Any) -> list[str]:
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_malformed_request_gets_the_vendors_error_and_changes_nothing(case: Case, client: httpx.Client) -> None:
-    before = _state(client)
+    before = state_of(client)
     response = case.send(client)
     assert response.status_code == case.status, response.text[:500]
     assert_conforms(response)
@@ -398,4 +392,4 @@ def test_malformed_request_gets_the_vendors_error_and_changes_nothing(case: Case
             assert body == {"message": "Unauthenticated."}
         elif case.path.startswith("/vms") and case.status == 422:
             assert body["message"] and all(body["errors"].values())
-    assert _state(client) == before
+    assert state_of(client) == before
