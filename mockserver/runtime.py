@@ -106,8 +106,9 @@ class Runtime:
 
     def sync_shared(self) -> None:
         """Before a request: take the clock and faults another replica changed since this one last looked."""
-        for name, apply in (("clock", self.clock.restore), ("faults", self.faults.load)):
-            version, data = self.building.meta_version(name)
+        shared = (("clock", self.clock.restore), ("faults", self.faults.load))
+        found = self.building.meta_versions([name for name, _ in shared])
+        for (name, apply), (version, data) in zip(shared, found, strict=True):
             if data is not None and version != self._seen.get(name):
                 self._seen[name] = version
                 apply(data)

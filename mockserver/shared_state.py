@@ -57,10 +57,18 @@ class RedisLimiter:
             self._redis.delete(*keys)
 
 
+# One round trip per request: the id comes from a Redis counter as the entry is appended.
+_APPEND = """
+local id = redis.call('INCR', KEYS[2])
+redis.call('RPUSH', KEYS[1], id .. ' ' .. ARGV[1])
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
+return id
+"""
+
+
 def _encode(entry: JournalEntry) -> bytes:
     return orjson.dumps(
         [
-            entry.id,
             entry.at.isoformat(),
             entry.method,
             entry.path,
@@ -77,9 +85,10 @@ def _encode(entry: JournalEntry) -> bytes:
 
 
 def _decode(raw: bytes) -> JournalEntry:
-    (id_, at, method, path, query, status, duration, operation, req_h, req_b, resp_h, resp_b) = orjson.loads(raw)
+    id_, fields = raw.split(b" ", 1)
+    (at, method, path, query, status, duration, operation, req_h, req_b, resp_h, resp_b) = orjson.loads(fields)
     return JournalEntry(
-        id=id_,
+        id=int(id_),
         at=datetime.fromisoformat(at),
         method=method,
         path=path,
@@ -102,21 +111,19 @@ class RedisJournal(Journal):
         self._redis = redis.Redis.from_url(url)
         self._list = f"{namespace}:journal"
         self._ids_key = f"{namespace}:journal-ids"
+        self._append = self._redis.register_script(_APPEND)
 
     def resize(self, size: int) -> None:
         self.size = size
         self._redis.ltrim(self._list, -max(size, 1), -1)
 
     def next_id(self) -> int:
-        return int(self._redis.incr(self._ids_key))
+        return 0  # numbered by Redis as it is appended, so that replicas never share an id
 
     def add(self, entry: JournalEntry) -> None:
         if self.size <= 0:
             return
-        with self._redis.pipeline(transaction=False) as pipe:
-            pipe.rpush(self._list, _encode(entry))
-            pipe.ltrim(self._list, -self.size, -1)
-            pipe.execute()
+        self._append(keys=[self._list, self._ids_key], args=[_encode(entry), self.size])
 
     def clear(self) -> None:
         self._redis.delete(self._list)

@@ -1026,11 +1026,12 @@ class Building:
         with self._lock, self.store.transaction():
             return self.store.put(K.META, name, data).version
 
-    def meta_version(self, name: str) -> tuple[int, dict[str, Any] | None]:
-        """A named document's version (0 when absent) and data: cheap to poll for another replica's change."""
+    def meta_versions(self, names: list[str]) -> list[tuple[int, dict[str, Any] | None]]:
+        """Named documents' versions (0 when absent) and data: cheap to poll for another replica's change."""
         with self._lock:
-            record = self.store.get(K.META, name)
-            return (record.version, record.data) if record else (0, None)
+            get_many = getattr(self.store, "get_many", None)  # one round trip where the backend offers it
+            records = get_many(K.META, names) if get_many else [self.store.get(K.META, name) for name in names]
+            return [(record.version, record.data) if record else (0, None) for record in records]
 
     def meta(self, name: str) -> dict[str, Any] | None:
         with self._lock:

@@ -102,6 +102,11 @@ class RedisStore:
         value = self._redis.hget(self._kind_key(kind), key)
         return None if value is None else _record(kind, key, value)
 
+    def get_many(self, kind: str, keys: list[str]) -> list[Record | None]:
+        """Several records of one kind in one round trip (beyond the `Store` protocol; callers check for it)."""
+        values = self._redis.hmget(self._kind_key(kind), keys)
+        return [None if value is None else _record(kind, key, value) for key, value in zip(keys, values, strict=True)]
+
     def page(
         self,
         index: str,
