@@ -244,7 +244,8 @@ class _BodyMixin:
         if compiled is None:
             compiled = Draft4RequestValidator(self._schema, format_checker=_FORMATS)
             self._compiled_validator = compiled
-            self._quick = quick_check(self._schema)
+            # Connexion attaches the contract's `components` for $ref resolution; they validate nothing.
+            self._quick = quick_check({k: v for k, v in self._schema.items() if k != "components"})
         return compiled
 
     def _check(self, body: t.Any) -> None:
