@@ -105,7 +105,8 @@ def quick_check(schema: dict[str, t.Any]) -> t.Callable[[t.Any], bool] | None:
         return _quick_object(schema)
     if kind == "array":
         return _quick_array(schema)
-    if not set(schema) <= _SIMPLE_KEYS or schema.get("format") not in (None, "int32", "int64"):
+    # A format the validator's format checker knows is a rule; any other (uuid in draft 4, int64) is a comment.
+    if not set(schema) <= _SIMPLE_KEYS or schema.get("format") in _FORMATS.checkers:
         return None
     low, high = schema.get("minimum"), schema.get("maximum")
     min_len, max_len = schema.get("minLength"), schema.get("maxLength")
