@@ -168,7 +168,7 @@ def run(
             settings=settings,
             validate_responses=validate_responses,
         )
-    except (OSError, ValueError, DomainError, yaml.YAMLError) as exc:
+    except (OSError, ValueError, RuntimeError, DomainError, yaml.YAMLError) as exc:
         raise click.ClickException(f"cannot start: {exc}") from exc
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     base = (public_url or f"http://{shown_host}:{port}").rstrip("/")

@@ -78,7 +78,10 @@ class RedisStore:
         self.url = url
         self.namespace = namespace
         self._redis = redis.Redis.from_url(url, decode_responses=True)
-        self._redis.ping()  # fail at start, with the URL in the message, rather than on the first request
+        try:
+            self._redis.ping()  # fail at start, with the URL in the message, rather than on the first request
+        except redis.RedisError as exc:
+            raise ConnectionError(f"cannot reach Redis at {url}: {exc}") from exc
         # Short polls: redis-py sleeps 100 ms between attempts by default, which would be most of a request.
         self._lock = self._redis.lock(
             f"{namespace}:lock", timeout=_LOCK_SECONDS, blocking_timeout=_LOCK_SECONDS, sleep=0.001

@@ -141,3 +141,17 @@ def test_bad_fixtures_fail_fast_with_a_message(tmp_path) -> None:
     )
     assert result.returncode != 0
     assert "unknown sections" in result.stderr + result.stdout
+
+
+def test_an_unreachable_redis_state_fails_fast_with_a_message() -> None:
+    # Port 1 on loopback has nothing listening: the replica must say so, not print a traceback.
+    result = subprocess.run(
+        [sys.executable, "-m", "mockserver", "run", "--port", str(_free_port()), "--state", "redis://127.0.0.1:1/0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    output = result.stderr + result.stdout
+    assert "cannot reach Redis at redis://127.0.0.1:1/0" in output
+    assert "Traceback" not in output
