@@ -67,6 +67,16 @@ def normalise_index(index: IndexEntries | None) -> dict[str, tuple[str, int]]:
     return out
 
 
+def checked_put(
+    kind: str, key: str, data: dict[str, Any], index: IndexEntries | None
+) -> tuple[str, dict[str, tuple[str, int]]]:
+    """A put's data as JSON text and its index entries, validated before anything is touched, so that a bad call
+    changes nothing in any backend."""
+    check_name(kind, "kind")
+    check_name(key, "key")
+    return encode_data(data), normalise_index(index)
+
+
 def check_page_args(limit: int, offset: int) -> None:
     if limit < 0 or offset < 0:
         raise ValueError("limit and offset must not be negative")
@@ -218,11 +228,7 @@ class MemoryStore:
         expected_version: int | None = None,
     ) -> Record:
         """Create or replace a record and all its index entries; CAS on ``expected_version``."""
-        check_name(kind, "kind")
-        check_name(key, "key")
-        # Validate everything before touching anything, so a bad call changes nothing.
-        encoded = encode_data(data)
-        entries = normalise_index(index)
+        encoded, entries = checked_put(kind, key, data, index)
         old = self._kinds.get(kind, {}).get(key)
         actual = 0 if old is None else old.version
         if expected_version is not None and expected_version != actual:

@@ -30,12 +30,10 @@ import redis
 from .base import IndexEntries, Page, Record, VersionConflict
 from .memory import (
     DUMP_FORMAT,
-    check_name,
     check_page_args,
+    checked_put,
     decode_data,
     dump_record,
-    encode_data,
-    normalise_index,
     undo_scope,
 )
 from .memory import parse_dump as _parse_dump
@@ -188,10 +186,7 @@ class RedisStore:
         expected_version: int | None = None,
     ) -> Record:
         """Create or replace a record and all its index entries; CAS on ``expected_version``."""
-        check_name(kind, "kind")
-        check_name(key, "key")
-        encoded = encode_data(data)
-        entries = normalise_index(index)
+        encoded, entries = checked_put(kind, key, data, index)
         with self._locked():
             old = self._redis.hget(self._kind_key(kind), key)
             actual = 0 if old is None else _decode_value(old)[0]

@@ -21,12 +21,10 @@ from typing import Any
 from .base import IndexEntries, Page, Record, VersionConflict
 from .memory import (
     DUMP_FORMAT,
-    check_name,
     check_page_args,
+    checked_put,
     decode_data,
     dump_record,
-    encode_data,
-    normalise_index,
     parse_dump,
 )
 
@@ -209,10 +207,7 @@ class SqliteStore:
         expected_version: int | None = None,
     ) -> Record:
         """Create or replace a record and all its index entries; CAS on ``expected_version``."""
-        check_name(kind, "kind")
-        check_name(key, "key")
-        encoded = encode_data(data)
-        entries = normalise_index(index)
+        encoded, entries = checked_put(kind, key, data, index)
         with self._write():
             row = self._conn.execute(_SELECT_OLD, (kind, key)).fetchone()
             actual = 0 if row is None else row[0]
