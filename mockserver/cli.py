@@ -186,6 +186,8 @@ def run(
         host=host,
         port=port,
         log_level=log_level,
+        # uvicorn formats each access line before its logger drops it; below info nobody sees them.
+        access_log=log_level in ("info", "debug"),
         date_header=False,
         server_header=False,
         ws="websockets-sansio",

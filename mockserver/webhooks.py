@@ -105,7 +105,7 @@ class Webhooks:
     def on_event(self, event: Event) -> None:
         if not isinstance(event, MediumChanged):
             return
-        now = self.runtime.clock.now().timestamp()
+        now = self.runtime.clock.timestamp()
         body = {
             "entityId": event.customer_id,
             "uuid": str(uuid.uuid4()),
@@ -144,7 +144,7 @@ class Webhooks:
             async with httpx.AsyncClient(timeout=5.0) as client:
                 while True:
                     self._again = False
-                    now = self.runtime.clock.now().timestamp()
+                    now = self.runtime.clock.timestamp()
                     with self._lock:
                         due = [p for p in self._pending if p.due <= now and id(p) not in tried]
                     for pending in due:

@@ -193,7 +193,7 @@ class Building:
         return self.clock.now()
 
     def _now_s(self) -> float:
-        return _epoch(self.clock.now())
+        return self.clock.timestamp()
 
     def _now_ms(self) -> int:
         return int(self._now_s() * 1000)

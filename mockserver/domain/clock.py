@@ -20,12 +20,18 @@ class Clock(Protocol):
     def now(self) -> datetime:
         """The current time, an aware UTC datetime."""
 
+    def timestamp(self) -> float:
+        """The current time in epoch seconds, as ``now().timestamp()``."""
+
 
 class SystemClock:
     """Real time."""
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def timestamp(self) -> float:
+        return time.time()
 
 
 class ManualClock:
@@ -51,6 +57,21 @@ class ManualClock:
         if self._frozen:
             return self._anchor
         return self._anchor + timedelta(seconds=time.monotonic() - self._mono_anchor)
+
+    @property
+    def _anchor(self) -> datetime:
+        return self._anchor_at
+
+    @_anchor.setter
+    def _anchor(self, moment: datetime) -> None:
+        self._anchor_at = moment
+        self._anchor_ts = moment.timestamp()
+
+    def timestamp(self) -> float:
+        # The building asks for the time several times per request; a float needs no datetime built each time.
+        if self._frozen:
+            return self._anchor_ts
+        return self._anchor_ts + (time.monotonic() - self._mono_anchor)
 
     @property
     def frozen(self) -> bool:

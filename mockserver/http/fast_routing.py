@@ -21,9 +21,15 @@ from connexion.middleware.abstract import ROUTING_CONTEXT
 from starlette._utils import get_route_path
 from starlette.responses import Response
 from starlette.routing import compile_path
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope
 
 ErrorHandler = t.Callable[[ConnexionRequest, Exception], t.Awaitable[ConnexionResponse]]
+
+
+class Respondent(t.Protocol):
+    """A compiled operation: answers a routed request with a response it has not sent."""
+
+    async def respond(self, scope: Scope, receive: Receive) -> Response: ...
 
 
 class _Route(t.NamedTuple):
@@ -32,7 +38,7 @@ class _Route(t.NamedTuple):
     convertors: dict[str, starlette.convertors.Convertor]
     base_path: str
     operation_id: str
-    operation: ASGIApp
+    operation: Respondent
 
 
 class FastRouter:
@@ -44,7 +50,7 @@ class FastRouter:
         starlette.convertors.register_url_convertor("int", starlette_utils.IntegerConverter())
 
     def add(
-        self, base_path: str, method: str, path: str, types: dict[str, str], operation_id: str, operation: ASGIApp
+        self, base_path: str, method: str, path: str, types: dict[str, str], operation_id: str, operation: Respondent
     ) -> None:
         """Register one operation, in the order Connexion adds its routes (the first full match wins there too)."""
         regex, _, convertors = compile_path(starlette_utils.starlettify_path(path, types))
@@ -52,7 +58,8 @@ class FastRouter:
             _Route(method.upper(), regex, convertors, base_path, operation_id, operation)
         )
 
-    def match(self, scope: Scope) -> ASGIApp | None:
+    def match(self, scope: Scope) -> tuple[_Route, dict[str, t.Any]] | None:
+        """The route and converted path parameters Connexion would pick, or None when the full chain decides."""
         method = scope["method"]
         if method in ("HEAD", "OPTIONS"):
             return None
@@ -70,35 +77,23 @@ class FastRouter:
                 if route.method != method:
                     continue  # as Starlette: a later route of the same path may take this method
                 params = {name: route.convertors[name].convert(value) for name, value in found.groupdict().items()}
-                return self._bound(route, params)
+                return route, params
         return None
 
-    def _bound(self, route: _Route, params: dict[str, t.Any]) -> ASGIApp:
-        async def call(scope: Scope, receive: Receive, send: Send) -> None:
-            scope = {**scope, "path_params": params}
-            scope["extensions"][ROUTING_CONTEXT] = {
-                "api_base_path": route.base_path,
-                "operation_id": route.operation_id,
-            }
-            started = False
-
-            async def tracked_send(message: Message) -> None:
-                nonlocal started
-                started = True
-                await send(message)
-
-            try:
-                await route.operation(scope, receive, tracked_send)
-            except Exception as exc:
-                if started:
-                    raise
-                answer = await self.error_handler(ConnexionRequest(scope, receive), exc)
-                response = Response(
-                    content=answer.body,
-                    status_code=answer.status_code,
-                    media_type=answer.mimetype,
-                    headers=answer.headers,
-                )
-                await response(scope, receive, send)
-
-        return call
+    async def respond(self, matched: tuple[_Route, dict[str, t.Any]], scope: Scope, receive: Receive) -> Response:
+        """The answer of the matched operation, or of the error handler for what it raised; not yet sent."""
+        route, params = matched
+        # The routing middleware would hand a copy of the scope on; nothing out here reads path_params, and the
+        # error handler must see the routing context in the caller's extensions anyway.
+        scope["path_params"] = params
+        scope["extensions"][ROUTING_CONTEXT] = {"api_base_path": route.base_path, "operation_id": route.operation_id}
+        try:
+            return await route.operation.respond(scope, receive)
+        except Exception as exc:
+            answer = await self.error_handler(ConnexionRequest(scope, receive), exc)
+            return Response(
+                content=answer.body,
+                status_code=answer.status_code,
+                media_type=answer.mimetype,
+                headers=answer.headers,
+            )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import copy
 import functools
 import typing as t
 from dataclasses import dataclass
@@ -21,14 +22,22 @@ from dataclasses import dataclass
 import orjson
 from connexion import utils
 from connexion.datastructures import NoContent
-from connexion.decorators.parameter import get_arguments, inspect_function_arguments, sanitized, unwrap_decorators
-from connexion.exceptions import NonConformingResponseHeaders
+from connexion.decorators.parameter import (
+    _get_body_argument,
+    _get_query_defaults,
+    _get_val_from_param,
+    _query_args_helper,
+    inspect_function_arguments,
+    sanitized,
+    unwrap_decorators,
+)
+from connexion.exceptions import NonConformingResponseHeaders, OAuthProblem
 from connexion.lifecycle import ConnexionRequest
 from connexion.middleware.abstract import RoutedAPI, RoutedMiddleware
 from connexion.middleware.request_validation import RequestValidationOperation
 from connexion.middleware.security import SecurityOperation
 from connexion.operations import AbstractOperation
-from connexion.security import SecurityHandlerFactory
+from connexion.security import NO_VALUE, SecurityHandlerFactory
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -59,6 +68,64 @@ current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("mockse
 _sanitized = functools.lru_cache(maxsize=4096)(sanitized)
 
 
+class _CapturingFactory(SecurityHandlerFactory):
+    """Connexion's factory, keeping the per-requirement functions it builds so `FastOperation` can run them."""
+
+    auth_funcs: list[t.Callable[[ConnexionRequest], t.Any]] = []
+
+    def verify_security(self, auth_funcs: list) -> t.Callable:  # type: ignore[override]
+        self.auth_funcs = list(auth_funcs)
+        return super().verify_security(auth_funcs)
+
+
+class _Arguments:
+    """Connexion's `get_arguments`, with what depends only on the operation (parameter definitions, query
+    defaults) worked out once; the per-value steps are Connexion's own functions."""
+
+    def __init__(self, operation: AbstractOperation, arguments: list[str], has_kwargs: bool) -> None:
+        self.operation = operation
+        self.arguments = arguments
+        self.has_kwargs = has_kwargs
+        self.path_definitions = {p["name"]: p for p in operation.parameters if p["in"] == "path"}
+        self.query_definitions = {p["name"]: p for p in operation.parameters if p["in"] == "query"}
+        self.query_defaults = _get_query_defaults(self.query_definitions)
+        # Scalars need no deep copy per request (Connexion copies in case a default is a dict or list).
+        self.defaults_are_scalars = all(
+            isinstance(v, (str, int, float, bool, type(None))) for v in self.query_defaults.values()
+        )
+        self.takes_body = operation.method.upper() != "TRACE"
+
+    def build(self, path_params: dict, query_params: dict, body: t.Any, content_type: str) -> dict[str, t.Any]:
+        result: dict[str, t.Any] = {}
+        for name, value in path_params.items():
+            definition = self.path_definitions.get(name)
+            result[_sanitized(name)] = value if definition is None else _get_val_from_param(value, definition)
+        defaults = self.query_defaults
+        merged = dict(defaults) if self.defaults_are_scalars else copy.deepcopy(defaults)
+        result.update(
+            _query_args_helper(
+                self.query_definitions,
+                utils.deep_merge(merged, query_params),
+                self.arguments,
+                self.has_kwargs,
+                _sanitized,
+            )
+        )
+        if self.takes_body:
+            result.update(
+                _get_body_argument(
+                    body,
+                    operation=self.operation,
+                    arguments=self.arguments,
+                    has_kwargs=self.has_kwargs,
+                    sanitize=_sanitized,
+                    content_type=content_type,
+                )
+            )
+        # No files: no operation here takes multipart uploads, so Connexion's file step adds nothing.
+        return result
+
+
 class FastOperation:
     def __init__(
         self,
@@ -76,16 +143,18 @@ class FastOperation:
         self.api_name = api_name
         self.operation_id = operation.operation_id.rsplit(".", 1)[-1]
         self.declared = _declared(api_name, self.operation_id)
+        factory = _CapturingFactory(security_map)  # type: ignore[arg-type]
         self.security = (
             SecurityOperation(
                 None,
-                security_handler_factory=SecurityHandlerFactory(security_map),  # type: ignore[arg-type]
+                security_handler_factory=factory,
                 security=operation.security,
                 security_schemes=operation.security_schemes,
             )
             if operation.security
             else None
         )
+        self.auth_funcs = factory.auth_funcs if self.security is not None else []
         # Connexion's validation step, kept for its content-type rules; its validators are built once here.
         self.validation = RequestValidationOperation(
             None,
@@ -107,6 +176,9 @@ class FastOperation:
         self.arguments, self.has_kwargs = inspect_function_arguments(unwrap_decorators(function))
         self.is_async = asyncio.iscoroutinefunction(unwrap_decorators(function))
         self.produces = list(set(operation.produces))
+        arguments = _Arguments(operation, self.arguments, self.has_kwargs)
+        self.build_arguments = arguments.build
+        self.query_defined = bool(arguments.query_definitions)
 
     def _body_validator(self, mime_type: str, encoding: str) -> t.Any:
         key = (mime_type, encoding)
@@ -131,11 +203,16 @@ class FastOperation:
         return validator or None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.respond(scope, receive)
+        await response(scope, receive, send)
+
+    async def respond(self, scope: Scope, receive: Receive) -> Response:
+        """The operation's answer to one request, not yet sent; raises what Connexion's chain would raise."""
         runtime = self.runtime
         # One request object serves security, limits, parameter validation and the arguments (Connexion makes four).
         request = ConnexionRequest(scope, receive, uri_parser=self.uri_parser)
         if self.security is not None:
-            await self.security.verification_fn(request)
+            await self._authenticate(request)
         vendor = runtime.vendors.get(self.api_name)
         if vendor is not None:
             token_info = token_info_of(scope)
@@ -161,18 +238,11 @@ class FastOperation:
             self.has_kwargs or _sanitized(self.operation.body_name(request.content_type)) in self.arguments
         ):
             body = await request.get_body()
-        kwargs = get_arguments(
-            self.operation,
-            path_params=request.path_params,
-            query_params=request.query_params,
-            body=body,
-            files={},
-            arguments=self.arguments,
-            has_kwargs=self.has_kwargs,
-            sanitize=_sanitized,
-            content_type=request.mimetype,
-        )
-        kwargs = {_sanitized(k): v for k, v in kwargs.items()}
+        # Connexion passes every query value on, but drops those the contract does not define, and reads the media
+        # type only for a request body: an operation without either needs neither parsed.
+        query = request.query_params if self.query_defined else {}
+        mimetype = request.mimetype if self.operation.is_request_body_defined else ""
+        kwargs = self.build_arguments(request.path_params, query, body, mimetype)
         token = current.set(RequestContext(scope=scope, runtime=runtime, request=request))
         try:
             result = self.function(**kwargs)
@@ -180,8 +250,27 @@ class FastOperation:
                 result = await result
         finally:
             current.reset(token)
-        response = self._response(result)
-        await response(scope, receive, send)
+        return self._response(result)
+
+    async def _authenticate(self, request: ConnexionRequest) -> None:
+        """Connexion's `verify_security`: the first requirement that yields token info wins; otherwise the most
+        specific error, or its 401 when no credential was given at all."""
+        token_info: t.Any = NO_VALUE
+        errors: list[Exception] = []
+        for func in self.auth_funcs:
+            try:
+                token_info = func(request)
+                while asyncio.iscoroutine(token_info):
+                    token_info = await token_info
+                if token_info is not NO_VALUE:
+                    break
+            except Exception as err:
+                errors.append(err)
+        else:
+            if errors:
+                SecurityHandlerFactory._raise_most_specific(errors)
+            raise OAuthProblem(detail="No authorization token provided")
+        request.context.update({"user": token_info.get("sub", token_info.get("uid")), "token_info": token_info})
 
     def _content_type(self, headers: list[tuple[bytes, bytes]]) -> tuple[str, str]:
         """As Connexion's RequestValidationOperation.extract_content_type (which builds typing aliases per call)."""

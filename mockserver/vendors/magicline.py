@@ -3,6 +3,7 @@ the caller's language, offset/sliceSize paging."""
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -223,7 +224,7 @@ class MagiclineVendor(Vendor):
             ("magicline", token_info["key"], operation_id),
             limit=self.runtime.settings.magicline_rate_limit_per_minute,
             window=60,
-            now=self.runtime.clock.now().timestamp(),
+            now=self.runtime.clock.timestamp(),
             aligned=True,
         )
         if wait:
@@ -302,10 +303,16 @@ async def getCustomerById(customerId: int, cardNumberFormat: str | None = None) 
     return customer_json(customer, cardNumberFormat), 200
 
 
+@functools.lru_cache(maxsize=4096)
+def _utc_seconds(epoch: float) -> str:
+    # A QR code is fetched many times before it expires; its expiry is formatted once.
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 async def getCustomerAccessCode(customerId: int) -> tuple[dict[str, Any], int]:
     customer = _context.runtime().building.customer_access_code(_studio_id(), customerId)
     assert customer.qr_expires_at is not None
-    expires = datetime.fromtimestamp(customer.qr_expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    expires = _utc_seconds(customer.qr_expires_at)
     return {"format": "QR_CODE", "expiresAt": expires, "content": customer.qr_content}, 200
 
 

@@ -317,7 +317,7 @@ class VmsVendor(Vendor):
             ("vms", "wsurl", device),
             limit=self.runtime.settings.vms_wsurl_limit_per_5_minutes,
             window=WSURL_WINDOW_SECONDS,
-            now=self.runtime.clock.now().timestamp(),
+            now=self.runtime.clock.timestamp(),
             aligned=False,
         )
         if wait:
@@ -347,7 +347,7 @@ async def login(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
 async def listCodes(page: int = 1, per_page: int = 25) -> tuple[dict[str, Any], int]:
     runtime = _context.runtime()
     items, total = runtime.building.user_codes(_user_id(), page=page, per_page=per_page)
-    now = runtime.clock.now().timestamp()
+    now = runtime.clock.timestamp()
     data = [code_json(code, intercom, now) for code, intercom in items]
     path = f"{_context.base_url()}{VmsVendor.prefix}/api/v1/intercom/codes"
     return paginator(data, total=total, page=page, per_page=per_page, path=path), 200
@@ -374,7 +374,7 @@ async def createCode(intercom: int, body: dict[str, Any]) -> tuple[dict[str, Any
         origin=_socket_id(),
     )
     code, target = building.code_with_intercom(code.id)
-    return code_json(code, target, runtime.clock.now().timestamp()), 200
+    return code_json(code, target, runtime.clock.timestamp()), 200
 
 
 async def deleteCodes(body: dict[str, Any]) -> tuple[Any, int]:
