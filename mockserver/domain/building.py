@@ -126,7 +126,8 @@ def _synchronized(method: Callable[..., T]) -> Callable[..., T]:
             self._depth += 1
             try:
                 with self.store.transaction():
-                    self._settle()
+                    if self._depth == 1:  # a nested call belongs to an operation that has settled already
+                        self._settle()
                     result = method(self, *args, **kwargs)
             except BaseException:
                 if self._depth == 1:
@@ -653,6 +654,12 @@ class Building:
     def intercom_codes(self, intercom: Intercom) -> list[AccessCode]:
         page = self.store.page(K.CODES_BY_INTERCOM, str(intercom.id), limit=1_000_000)
         return [AccessCode.from_data(r.data) for r in page.records]
+
+    @_synchronized
+    def owner_intercom_codes(self, user_id: int, intercom_uuid: str) -> tuple[Intercom, list[AccessCode]]:
+        """One of the owner's intercoms and its codes, read at one moment."""
+        intercom = self.owner_intercom(user_id, intercom_uuid=intercom_uuid)
+        return intercom, self.intercom_codes(intercom)
 
     @_synchronized
     def owner_code(self, user_id: int, code_uuid: str) -> AccessCode:

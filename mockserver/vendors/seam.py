@@ -209,9 +209,8 @@ async def unlockIntercom(intercom_id: str, body: dict[str, Any]) -> tuple[dict[s
 
 
 async def listAccessCodes(intercom_id: str) -> tuple[dict[str, Any], int]:
-    building = _context.runtime().building
-    intercom = building.owner_intercom(_owner_id(), intercom_uuid=intercom_id)
-    return {"access_codes": [code_json(c, intercom) for c in building.intercom_codes(intercom)]}, 200
+    intercom, codes = _context.runtime().building.owner_intercom_codes(_owner_id(), intercom_id)
+    return {"access_codes": [code_json(c, intercom) for c in codes]}, 200
 
 
 async def getAccessCode(access_code_id: str) -> tuple[dict[str, Any], int]:

@@ -68,7 +68,10 @@ def intercom_json(intercom: Intercom) -> dict[str, Any]:
     }
 
 
-def code_json(code: AccessCode, intercom: Intercom, now: float) -> dict[str, Any]:
+def code_json(
+    code: AccessCode, intercom: Intercom, now: float, *, intercom_view: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A code as VMS shows it; ``intercom_view`` is its intercom already rendered (a list page shares one)."""
     return {
         "id": code.id,
         "title": code.title,
@@ -77,7 +80,7 @@ def code_json(code: AccessCode, intercom: Intercom, now: float) -> dict[str, Any
         "is_expired": code.is_expired(now),
         "will_deleted_at": _ymd_his(code.will_deleted_at),
         "created_at": _ymd_his(code.created_at),
-        "intercom": intercom_json(intercom),
+        "intercom": intercom_view if intercom_view is not None else intercom_json(intercom),
     }
 
 
@@ -348,7 +351,13 @@ async def listCodes(page: int = 1, per_page: int = 25) -> tuple[dict[str, Any], 
     runtime = _context.runtime()
     items, total = runtime.building.user_codes(_user_id(), page=page, per_page=per_page)
     now = runtime.clock.timestamp()
-    data = [code_json(code, intercom, now) for code, intercom in items]
+    views: dict[int, dict[str, Any]] = {}
+    data = []
+    for code, intercom in items:
+        view = views.get(intercom.id)
+        if view is None:
+            view = views[intercom.id] = intercom_json(intercom)
+        data.append(code_json(code, intercom, now, intercom_view=view))
     path = f"{_context.base_url()}{VmsVendor.prefix}/api/v1/intercom/codes"
     return paginator(data, total=total, page=page, per_page=per_page, path=path), 200
 
