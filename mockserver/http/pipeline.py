@@ -43,6 +43,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .middleware import token_info_of
+from .query import QueryResolver
 
 if t.TYPE_CHECKING:
     from ..runtime import Runtime
@@ -179,6 +180,7 @@ class FastOperation:
         arguments = _Arguments(operation, self.arguments, self.has_kwargs)
         self.build_arguments = arguments.build
         self.query_defined = bool(arguments.query_definitions)
+        self.query = QueryResolver.for_operation(self.uri_parser)
 
     def _body_validator(self, mime_type: str, encoding: str) -> t.Any:
         key = (mime_type, encoding)
@@ -224,7 +226,12 @@ class FastOperation:
                 if fault.status is not None:
                     raise vendor.status(request, fault.status, self.operation_id)
 
-        self.parameters.validate_request(request)
+        # Connexion passes every query value on, but drops those the contract does not define: an operation that
+        # defines none needs no query string parsed.
+        query: dict[str, t.Any] = {}
+        if self.query_defined:
+            query = request.query_params if self.query is None else self.query.resolve(scope.get("query_string", b""))
+        self.parameters.validate_request(request, query)
         mime_type, encoding = self._content_type(scope["headers"])
         self.validation.validate_mime_type(mime_type)
         if self.operation.body_schema(mime_type):
@@ -238,9 +245,7 @@ class FastOperation:
             self.has_kwargs or _sanitized(self.operation.body_name(request.content_type)) in self.arguments
         ):
             body = await request.get_body()
-        # Connexion passes every query value on, but drops those the contract does not define, and reads the media
-        # type only for a request body: an operation without either needs neither parsed.
-        query = request.query_params if self.query_defined else {}
+        # The media type only matters for a request body.
         mimetype = request.mimetype if self.operation.is_request_body_defined else ""
         kwargs = self.build_arguments(request.path_params, query, body, mimetype)
         token = current.set(RequestContext(scope=scope, runtime=runtime, request=request))

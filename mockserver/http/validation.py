@@ -203,12 +203,13 @@ class CompiledParameterValidator(ParameterValidator):
                     )
                 )
 
-    def validate_request(self, request: ConnexionRequest) -> None:
+    def validate_request(self, request: ConnexionRequest, query: dict[str, t.Any] | None = None) -> None:
+        """Raise the violations of the request's parameters; ``query`` is its query already resolved, if it is."""
         violations: list[Violation] = []
         for location, params in self._compiled.items():
             # Only the locations this operation declares are parsed (query and cookies cost a parse each).
             if location == "query":
-                values: t.Any = request.query_params
+                values: t.Any = request.query_params if query is None else query
             elif location == "path":
                 values = request.path_params
             elif location == "header":
