@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import operator
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from typing import Any, NamedTuple
 
 import orjson
@@ -115,22 +115,32 @@ def dump_record(kind: str, key: str, version: int, data: str, index: Mapping[str
     }
 
 
-@contextmanager
-def undo_scope(store: Any) -> Iterator[None]:
+class undo_scope:
     """The undo-log bookkeeping of a backend that writes through and rolls back by itself (memory, Redis): the
-    outermost block opens the log, and a block that raises undoes what it logged before the exception leaves."""
-    outer = store._undo is None
-    if outer:
-        store._undo = []
-    mark = len(store._undo)
-    try:
-        yield
-    except BaseException:
-        store._rollback_to(mark)
-        raise
-    finally:
-        if outer:
-            store._undo = None
+    outermost block opens the log, and a block that raises undoes what it logged before the exception leaves.
+    A class rather than a generator function: every building operation enters one, and a class enters and
+    leaves with fewer calls."""
+
+    __slots__ = ("mark", "outer", "store")
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def __enter__(self) -> None:
+        store = self.store
+        self.outer = store._undo is None
+        if self.outer:
+            store._undo = []
+        self.mark = len(store._undo)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        try:
+            if exc_type is not None:
+                self.store._rollback_to(self.mark)
+        finally:
+            if self.outer:
+                self.store._undo = None
+        return False
 
 
 class _Rec(NamedTuple):
