@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from connexion.lifecycle import ConnexionRequest
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
@@ -162,17 +162,7 @@ class MockHttpMiddleware:
                 await app(scope, bounded_receive, stamped_send)
             else:
                 response = await router.respond(matched, scope, bounded_receive)
-                if type(response) is Response and response.background is None:
-                    # A complete answer in hand: sent as is, without another layer of send wrappers.
-                    status = response.status_code
-                    response_headers = [(k, v) for k, v in response.raw_headers if k != b"date"]
-                    response_headers.append((b"date", date))
-                    if recording:
-                        response_chunks.append(response.body)
-                    await send({"type": "http.response.start", "status": status, "headers": response_headers})
-                    await send({"type": "http.response.body", "body": response.body})
-                else:
-                    await response(scope, bounded_receive, stamped_send)
+                await response(scope, bounded_receive, stamped_send)
         finally:
             if recording:
                 journal.add(

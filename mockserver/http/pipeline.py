@@ -72,7 +72,10 @@ _sanitized = functools.lru_cache(maxsize=4096)(sanitized)
 class _CapturingFactory(SecurityHandlerFactory):
     """Connexion's factory, keeping the per-requirement functions it builds so `FastOperation` can run them."""
 
-    auth_funcs: list[t.Callable[[ConnexionRequest], t.Any]] = []
+    def __init__(self, security_handlers: dict | None = None) -> None:
+        super().__init__(security_handlers)
+        #: stays empty for an operation without security, as Connexion's own list would be
+        self.auth_funcs: list[t.Callable[[ConnexionRequest], t.Any]] = []
 
     def verify_security(self, auth_funcs: list) -> t.Callable:  # type: ignore[override]
         self.auth_funcs = list(auth_funcs)
@@ -155,7 +158,7 @@ class FastOperation:
             if operation.security
             else None
         )
-        self.auth_funcs = factory.auth_funcs if self.security is not None else []
+        self.auth_funcs = factory.auth_funcs
         # Connexion's validation step, kept for its content-type rules; its validators are built once here.
         self.validation = RequestValidationOperation(
             None,

@@ -45,7 +45,6 @@ class QueryResolver:
 
     def __init__(self, uri_parser: AbstractURIParser) -> None:
         self.definitions: dict[str, dict[str, t.Any]] = dict(uri_parser.param_defns)
-        self.schemas: dict[str, dict[str, t.Any]] = dict(uri_parser.param_schemas)
 
     @classmethod
     def for_operation(cls, uri_parser: AbstractURIParser) -> QueryResolver | None:
@@ -60,10 +59,10 @@ class QueryResolver:
 
     def resolve(self, query_string: bytes) -> dict[str, t.Any]:
         resolved: dict[str, t.Any] = {}
-        definitions, schemas = self.definitions, self.schemas
+        definitions = self.definitions
         for name, values in query_lists(query_string).items():
             definition = definitions.get(name)
-            if not (definition or schemas.get(name)):
+            if definition is None:
                 resolved[name] = values  # unknown names keep their list; validation decides about them
                 continue
             value = values[-1]
