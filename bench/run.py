@@ -88,13 +88,15 @@ def process(
                 proc.wait()
 
 
-def ours(port: int, *, fixtures: Path | None = None, state: Path | None = None) -> list[str]:
+def ours(port: int, *, fixtures: Path | None = None, state: Path | None = None, read_cache: bool = True) -> list[str]:
     args = [sys.executable, "-m", "mockserver", "run", "--port", str(port), "--seed", "0"]
     args += ["--magicline-rate-limit", RAISED_LIMIT, "--wsurl-rate-limit", RAISED_LIMIT]
     if fixtures:
         args += ["--fixtures", str(fixtures)]
     if state:
         args += ["--state", str(state)]
+    if not read_cache:
+        args.append("--no-read-cache")
     return args
 
 
@@ -243,6 +245,15 @@ def bench_load(args: argparse.Namespace, work: Path, report: dict[str, Any]) -> 
             base = f"http://127.0.0.1:{port}/{scenario['api']}"
             rows.append({"scenario": scenario["name"], "kind": scenario["kind"], "ours": drive(base, scenario, args)})
             print(f"  ours  {scenario['name']}: {rows[-1]['ours']['rps']} rps", flush=True)
+    # The read scenarios ask the same thing again and again, which the read cache answers without computing it:
+    # the same reads with it switched off show what computing every answer costs.
+    port = free_port()
+    computed = ours(port, fixtures=fixtures_with_codes(10_000, work), read_cache=False)
+    with process(computed, f"http://127.0.0.1:{port}/seam/health"):
+        for row, scenario in zip(rows, scenarios(future), strict=True):
+            if scenario["kind"] == "read":
+                row["ours_computed"] = drive(f"http://127.0.0.1:{port}/{scenario['api']}", scenario, args)
+                print(f"  ours, read cache off  {scenario['name']}: {row['ours_computed']['rps']} rps", flush=True)
     if not prism_available(report):
         return
     for row, scenario in zip(rows, scenarios(future), strict=True):
@@ -250,6 +261,8 @@ def bench_load(args: argparse.Namespace, work: Path, report: dict[str, Any]) -> 
         with prism_process(port, scenario["api"]):
             row["prism"] = drive(f"http://127.0.0.1:{port}", scenario, args)
             row["ratio"] = round(row["ours"]["rps"] / row["prism"]["rps"], 2) if row["prism"]["rps"] else None
+            if "ours_computed" in row and row["prism"]["rps"]:
+                row["ratio_computed"] = round(row["ours_computed"]["rps"] / row["prism"]["rps"], 2)
             print(f"  prism {scenario['name']}: {row['prism']['rps']} rps", flush=True)
 
 
@@ -493,7 +506,7 @@ def table(report: dict[str, Any]) -> str:
             o, p = row["ours"], row.get("prism")
             prism_cols = f"{p['rps']:>10} {p['p50_ms']:>7} {p['p99_ms']:>7} {row['ratio']:>6}" if p else f"{'-':>10}"
             out.append(f"{row['scenario']:32} {o['rps']:>9} {o['p50_ms']:>7} {o['p99_ms']:>7} {prism_cols}")
-            for who in ("ours", "prism"):
+            for who in ("ours", "ours_computed", "prism"):
                 if row.get(who) and (
                     row[who]["non_2xx"] or row[who]["socket_errors"] or row[who]["first_status"] >= 300
                 ):
@@ -501,6 +514,17 @@ def table(report: dict[str, Any]) -> str:
                         f"  ! {who}: first answer {row[who]['first_status']}, non-2xx {row[who]['non_2xx']}, "
                         f"socket errors {row[who]['socket_errors']}"
                     )
+        computed = [row for row in report["load"] if "ours_computed" in row]
+        if computed:
+            out.append("")
+            out.append("The same reads with --no-read-cache (every answer computed)")
+            out.append(f"{'scenario':32} {'ours rps':>9} {'p50':>7} {'p99':>7} {'ratio':>6}")
+            for row in computed:
+                o = row["ours_computed"]
+                out.append(
+                    f"{row['scenario']:32} {o['rps']:>9} {o['p50_ms']:>7} {o['p99_ms']:>7} "
+                    f"{row.get('ratio_computed', '-'):>6}"
+                )
         out.append("")
     if report.get("startup"):
         s = report["startup"]

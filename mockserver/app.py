@@ -38,6 +38,7 @@ from .http.errors import ApiError, FieldError
 from .http.fast_routing import FastRouter
 from .http.middleware import LimitsAndFaults, MockHttpMiddleware, routing_info
 from .http.pipeline import FastPipeline
+from .http.read_cache import ReadCache
 from .http.security import security_map
 from .http.validation import VALIDATOR_MAP
 from .push import PusherHub
@@ -91,11 +92,14 @@ def create_app(
     rules: Rules | None = None,
     validate_responses: bool = False,
     pipeline: str = "compiled",
+    read_cache: bool = True,
 ) -> MockApp:
     """Build a mock. State comes from ``store`` (or a SQLite file at ``state_path``, or memory); an empty store
     is filled from ``fixtures`` (the demo building by default), an existing one is used as it is. ``pipeline``
     "compiled" (the default) runs each operation through `mockserver.http.pipeline`; "connexion" uses Connexion's
-    stock middleware chain, which decides the same, only slower (kept to prove that)."""
+    stock middleware chain, which decides the same, only slower (kept to prove that). ``read_cache`` lets the
+    compiled pipeline serve a read's answer again while nothing it depends on has changed
+    (`mockserver.http.read_cache`)."""
     unknown = set(apis) - set(VENDOR_APIS)
     if unknown:
         raise ValueError(f"unknown APIs {sorted(unknown)}; choose from {', '.join(VENDOR_APIS)}")
@@ -147,6 +151,8 @@ def create_app(
     building.subscribe(runtime.webhooks.on_event)
 
     if pipeline == "compiled":
+        if read_cache and store.revision is not None:
+            runtime.read_cache = ReadCache(store, clock, building)
         if not validate_responses:
             # Response validation sits between routing and the operations, so it needs the full chain.
             runtime.fast_router = FastRouter(_error_handler)

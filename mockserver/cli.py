@@ -124,6 +124,12 @@ def main() -> None:
 )
 @click.option("--validate-responses", is_flag=True, help="Check every response against its contract (slower).")
 @click.option(
+    "--read-cache/--no-read-cache",
+    default=True,
+    show_default=True,
+    help="Serve a read's answer again while no write and no deadline can have changed it.",
+)
+@click.option(
     "--log-level",
     default="warning",
     show_default=True,
@@ -144,6 +150,7 @@ def run(
     wsurl_rate_limit: int,
     journal_size: int,
     validate_responses: bool,
+    read_cache: bool,
     log_level: str,
 ) -> None:
     """Serve the three vendor APIs and the control API on one simulated building."""
@@ -167,6 +174,7 @@ def run(
             control_token=control_token,
             settings=settings,
             validate_responses=validate_responses,
+            read_cache=read_cache,
         )
     except (OSError, ValueError, RuntimeError, DomainError, yaml.YAMLError) as exc:
         raise click.ClickException(f"cannot start: {exc}") from exc

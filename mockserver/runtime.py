@@ -13,6 +13,7 @@ from .http.journal import Journal
 from .http.ratelimit import FixedWindowLimiter
 
 if TYPE_CHECKING:
+    from .http.read_cache import ReadCache
     from .http.vendor import Vendor
     from .push import PusherHub
 
@@ -60,6 +61,8 @@ class Runtime:
         self.vendors: dict[str, Vendor] = {}
         #: set by create_app when operations may be reached directly (see `mockserver.http.fast_routing`)
         self.fast_router: Any = None
+        #: set by create_app when answers to reads may be kept (see `mockserver.http.read_cache`)
+        self.read_cache: ReadCache | None = None
         self.hub: PusherHub | None = None
         #: set by `share` when several replicas use one store
         self.shared = False

@@ -85,10 +85,14 @@ def start_mock(
     wrap: Callable[[ASGIApp], ASGIApp] | None = None,
     host: str = "127.0.0.1",
     pipeline: str = "compiled",
+    read_cache: bool = True,
+    clock: ManualClock | None = None,
 ) -> RunningMock:
     """Start a mock on a free port and wait until it answers. ``wrap`` may wrap the whole ASGI app (to plant
-    a bug, for instance). The clock is frozen by default so tests decide when time passes."""
-    clock = ManualClock(start, frozen=frozen)
+    a bug, for instance). The clock is frozen by default so tests decide when time passes; ``clock`` replaces it
+    (``start`` and ``frozen`` are then ignored)."""
+    if clock is None:
+        clock = ManualClock(start, frozen=frozen)
     app = create_app(
         seed=seed,
         fixtures=fixtures,
@@ -99,6 +103,7 @@ def start_mock(
         rules=rules,
         validate_responses=validate_responses,
         pipeline=pipeline,
+        read_cache=read_cache,
     )
     asgi: ASGIApp = wrap(app) if wrap is not None else app
     sock = _free_socket(host)

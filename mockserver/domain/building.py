@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import random
 import threading
 import uuid
@@ -213,6 +214,20 @@ class Building:
                     if record.index[K.CODES_BY_DEADLINE][1] < now:
                         remove(record)
         self._relock_doors(now)
+
+    @_reading
+    def next_change(self) -> float:
+        """The earliest simulated time (epoch seconds) from which settling could change the building, or
+        infinity: until then only writes change it, so what was read from it stays true."""
+        earliest = math.inf
+        for partition in ("all", "keypad"):
+            due = self.store.lowest(K.CODES_BY_DEADLINE, partition)
+            if due is not None:
+                earliest = min(earliest, due)
+        until_ms = self.store.lowest(K.UNLOCKED_DOORS, "all")
+        if until_ms is not None:
+            earliest = min(earliest, until_ms / 1000)
+        return earliest
 
     def _expire_code(self, record: Record) -> None:
         self._remove_code(AccessCode.from_data(record.data), revoked=False)

@@ -44,19 +44,22 @@ class ManualClock:
         *,
         frozen: bool = False,
         on_change: Callable[[ManualClock], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``monotonic`` is how real time passes for a running clock; a test may pass its own."""
         self._lock = threading.Lock()
+        self._monotonic = monotonic
         #: called after every set/advance/freeze/unfreeze, outside the clock's lock (to persist the clock)
         self.on_change = on_change
         self._frozen = frozen
         # Running: now = anchor + (monotonic() - mono_anchor). Frozen: now = anchor.
         self._anchor = utc(start) if start is not None else datetime.now(UTC)
-        self._mono_anchor = time.monotonic()
+        self._mono_anchor = self._monotonic()
 
     def now(self) -> datetime:
         if self._frozen:
             return self._anchor
-        return self._anchor + timedelta(seconds=time.monotonic() - self._mono_anchor)
+        return self._anchor + timedelta(seconds=self._monotonic() - self._mono_anchor)
 
     @property
     def _anchor(self) -> datetime:
@@ -71,7 +74,7 @@ class ManualClock:
         # The building asks for the time several times per request; a float needs no datetime built each time.
         if self._frozen:
             return self._anchor_ts
-        return self._anchor_ts + (time.monotonic() - self._mono_anchor)
+        return self._anchor_ts + (self._monotonic() - self._mono_anchor)
 
     @property
     def frozen(self) -> bool:
@@ -85,7 +88,7 @@ class ManualClock:
     def set(self, moment: datetime) -> datetime:
         with self._lock:
             self._anchor = utc(moment)
-            self._mono_anchor = time.monotonic()
+            self._mono_anchor = self._monotonic()
             result = self._anchor
         return self._changed(result)
 
@@ -95,7 +98,7 @@ class ManualClock:
             raise ValueError("the clock only moves forward")
         with self._lock:
             self._anchor = self.now() + delta
-            self._mono_anchor = time.monotonic()
+            self._mono_anchor = self._monotonic()
             result = self._anchor
         return self._changed(result)
 
@@ -108,7 +111,7 @@ class ManualClock:
 
     def unfreeze(self) -> datetime:
         with self._lock:
-            self._mono_anchor = time.monotonic()
+            self._mono_anchor = self._monotonic()
             self._frozen = False
             result = self._anchor
         return self._changed(result)
@@ -129,5 +132,5 @@ class ManualClock:
             moment += datetime.now(UTC) - utc(datetime.fromisoformat(state["real"]))
         with self._lock:
             self._anchor = moment
-            self._mono_anchor = time.monotonic()
+            self._mono_anchor = self._monotonic()
             self._frozen = frozen

@@ -56,6 +56,8 @@ class RequestContext:
     scope: Scope
     runtime: Runtime
     request: Request
+    #: set by a handler whose answer may be kept (see `mockserver.http.read_cache`): until when it holds
+    fresh_until: float | None = None
 
     @property
     def token_info(self) -> dict[str, t.Any] | None:
@@ -184,6 +186,7 @@ class FastOperation:
         self.build_arguments = arguments.build
         self.query_defined = bool(arguments.query_definitions)
         self.query = QueryResolver.for_operation(self.uri_parser)
+        self.reads = operation.method.upper() == "GET"
 
     def _body_validator(self, mime_type: str, encoding: str) -> t.Any:
         key = (mime_type, encoding)
@@ -243,6 +246,16 @@ class FastOperation:
                 receive, scope = await validator.wrap_receive(receive, scope=scope)
                 request = ConnexionRequest(scope, receive, uri_parser=self.uri_parser)
 
+        # Everything above (who asks, limits, faults, validation) is decided anew on every request; a kept answer
+        # replaces only the handler and the rendering.
+        cache = runtime.read_cache if self.reads else None
+        key: t.Hashable = None
+        if cache is not None:
+            key = (self, scope["path"], scope.get("query_string", b""), scope.get("scheme"), tuple(scope["headers"]))
+            kept = cache.get(key)
+            if kept is not None:
+                return kept
+
         body = None
         if self.operation.is_request_body_defined and (
             self.has_kwargs or _sanitized(self.operation.body_name(request.content_type)) in self.arguments
@@ -251,14 +264,18 @@ class FastOperation:
         # The media type only matters for a request body.
         mimetype = request.mimetype if self.operation.is_request_body_defined else ""
         kwargs = self.build_arguments(request.path_params, query, body, mimetype)
-        token = current.set(RequestContext(scope=scope, runtime=runtime, request=request))
+        context = RequestContext(scope=scope, runtime=runtime, request=request)
+        token = current.set(context)
         try:
             result = self.function(**kwargs)
             if self.is_async or asyncio.iscoroutine(result):
                 result = await result
         finally:
             current.reset(token)
-        return self._response(result)
+        response = self._response(result)
+        if cache is not None and context.fresh_until is not None:
+            cache.put(key, response, context.fresh_until)
+        return response
 
     async def _authenticate(self, request: ConnexionRequest) -> None:
         """Connexion's `verify_security`: the first requirement that yields token info wins; otherwise the most

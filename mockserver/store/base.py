@@ -11,7 +11,7 @@ Backends must be usable from one thread at a time (the building serialises acces
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
@@ -50,6 +50,12 @@ class Page:
 
 class Store(Protocol):
     """What the building needs from a backend. See the module docstring for the model."""
+
+    @property
+    def revision(self) -> Hashable | None:
+        """A value that changes whenever the content may have changed (any write, rollback, load or clear,
+        including another process's commit). None when other processes write the same state unseen, so that
+        nothing read from it may be kept."""
 
     def get(self, kind: str, key: str) -> Record | None:
         """The record, or None."""

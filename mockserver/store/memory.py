@@ -159,6 +159,12 @@ class MemoryStore:
         self._seqs: dict[str, int] = {}
         #: undo log of the open transaction, None outside one
         self._undo: list[tuple[Any, ...]] | None = None
+        self._revision = 0
+
+    @property
+    def revision(self) -> int:
+        """Grows on every change of content (writes, rollbacks, load, clear)."""
+        return self._revision
 
     # -- reads ---------------------------------------------------------------------------------------------
 
@@ -269,6 +275,7 @@ class MemoryStore:
         if self._undo is not None:
             self._undo.append(("seq", sequence, current))
         self._seqs[sequence] = value
+        self._revision += 1
         return value
 
     def transaction(self) -> AbstractContextManager[None]:
@@ -308,9 +315,11 @@ class MemoryStore:
         if self._undo is not None:
             self._undo.append(("all", self._kinds, self._parts, self._seqs))
         self._kinds, self._parts, self._seqs = kinds, parts, seqs
+        self._revision += 1
 
     def _replace(self, kind: str, key: str, old: _Rec | None, new: _Rec | None) -> None:
         """Move one record from state ``old`` to ``new`` (None: absent), touching only changed entries."""
+        self._revision += 1
         old_index = {} if old is None else old.index
         new_index = {} if new is None else new.index
         for name, (part, sort) in old_index.items():
@@ -335,6 +344,7 @@ class MemoryStore:
 
     def _rollback_to(self, mark: int) -> None:
         assert self._undo is not None
+        self._revision += 1
         log = self._undo
         while len(log) > mark:
             entry = log.pop()

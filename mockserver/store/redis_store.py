@@ -69,6 +69,8 @@ class RedisStore:
 
     #: several processes see the same state: the runtime syncs the clock and fans pushes out through Redis
     shared = True
+    #: other replicas write unseen, so no answer read from this store may be kept
+    revision = None
 
     def __init__(self, url: str, *, namespace: str = "doorcodes") -> None:
         if not namespace or any(c in namespace for c in "*?[]\\"):

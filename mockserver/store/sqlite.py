@@ -109,6 +109,7 @@ class SqliteStore:
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._depth = 0  # nesting of transaction() blocks
         self._closed = False
+        self._writes = 0
         try:
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
@@ -130,6 +131,12 @@ class SqliteStore:
         found = row[0] if row else None
         if found != SCHEMA_VERSION:
             raise SchemaMismatch(f"store schema version {found!r}, this code reads version {SCHEMA_VERSION}")
+
+    @property
+    def revision(self) -> tuple[int, int]:
+        """Our own writes and rollbacks, and SQLite's count of other connections' commits to the file."""
+        [(version,)] = self._conn.execute("PRAGMA data_version").fetchall()
+        return self._writes, version
 
     # -- reads ---------------------------------------------------------------------------------------------
 
@@ -259,6 +266,7 @@ class SqliteStore:
             try:
                 yield
             except BaseException:
+                self._writes += 1
                 self._conn.execute(f"ROLLBACK TO {name}")
                 raise
             finally:
@@ -301,6 +309,7 @@ class SqliteStore:
     @contextmanager
     def _write(self) -> Iterator[None]:
         """Make one write atomic: its own committed transaction outside `transaction()`, else a savepoint."""
+        self._writes += 1
         if self._depth == 0:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -320,6 +329,7 @@ class SqliteStore:
                 self._conn.execute("RELEASE write")
 
     def _rollback(self) -> None:
+        self._writes += 1
         # A block left open by close() (its generator finalised later) has nothing left to roll back.
         if not self._closed:
             self._conn.execute("ROLLBACK")

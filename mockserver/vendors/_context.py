@@ -6,6 +6,7 @@ stock middleware chain (which sets Connexion's request context); both answer the
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from ..http.middleware import token_info_of
@@ -46,3 +47,13 @@ def base_url() -> str:
     scope = request().scope
     host = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"host"), None)
     return runtime().base_url({"host": host} if host else {}, scope.get("scheme", "http"))
+
+
+def fresh_until(moment: float = math.inf) -> None:
+    """Declare that this read's answer stays the same, as long as nothing is written, until the simulated clock
+    reaches ``moment`` (epoch seconds; infinity when time alone never changes it). The compiled pipeline may then
+    serve it again (`mockserver.http.read_cache`); the stock chain ignores it."""
+    served = current.get(None)
+    if served is not None:
+        earlier = served.fresh_until
+        served.fresh_until = moment if earlier is None else min(earlier, moment)

@@ -291,6 +291,7 @@ async def getCustomers(
         _studio_id(), after=after, limit=sliceSize, status=customerStatus
     )
     next_offset = str(customers[-1].id) if customers else str(after or 0)
+    _context.fresh_until()
     return {
         "result": [customer_json(c, cardNumberFormat) for c in customers],
         "offset": next_offset,
@@ -300,6 +301,7 @@ async def getCustomers(
 
 async def getCustomerById(customerId: int, cardNumberFormat: str | None = None) -> tuple[dict[str, Any], int]:
     customer = _context.runtime().building.customer(_studio_id(), customerId)
+    _context.fresh_until()
     return customer_json(customer, cardNumberFormat), 200
 
 
@@ -313,6 +315,7 @@ async def getCustomerAccessCode(customerId: int) -> tuple[dict[str, Any], int]:
     customer = _context.runtime().building.customer_access_code(_studio_id(), customerId)
     assert customer.qr_expires_at is not None
     expires = _utc_seconds(customer.qr_expires_at)
+    _context.fresh_until(customer.qr_expires_at)  # then a fresh code replaces it
     return {"format": "QR_CODE", "expiresAt": expires, "content": customer.qr_content}, 200
 
 

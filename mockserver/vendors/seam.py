@@ -193,11 +193,13 @@ async def exchangeToken(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
 
 async def listIntercoms() -> tuple[dict[str, Any], int]:
     intercoms = _context.runtime().building.owner_intercoms(_owner_id())
+    _context.fresh_until()
     return {"intercoms": [intercom_json(i) for i in intercoms]}, 200
 
 
 async def getIntercom(intercom_id: str) -> tuple[dict[str, Any], int]:
     intercom = _context.runtime().building.owner_intercom(_owner_id(), intercom_uuid=intercom_id)
+    _context.fresh_until()
     return intercom_json(intercom), 200
 
 
@@ -210,6 +212,7 @@ async def unlockIntercom(intercom_id: str, body: dict[str, Any]) -> tuple[dict[s
 
 async def listAccessCodes(intercom_id: str) -> tuple[dict[str, Any], int]:
     intercom, codes = _context.runtime().building.owner_intercom_codes(_owner_id(), intercom_id)
+    _context.fresh_until()
     return {"access_codes": [code_json(c, intercom) for c in codes]}, 200
 
 
@@ -217,6 +220,7 @@ async def getAccessCode(access_code_id: str) -> tuple[dict[str, Any], int]:
     building = _context.runtime().building
     code = building.owner_code(_owner_id(), access_code_id)
     code, intercom = building.code_with_intercom(code.id)
+    _context.fresh_until()
     return code_json(code, intercom), 200
 
 

@@ -353,11 +353,15 @@ async def listCodes(page: int = 1, per_page: int = 25) -> tuple[dict[str, Any], 
     now = runtime.clock.timestamp()
     views: dict[int, dict[str, Any]] = {}
     data = []
+    turns_expired = math.inf
     for code, intercom in items:
         view = views.get(intercom.id)
         if view is None:
             view = views[intercom.id] = intercom_json(intercom)
         data.append(code_json(code, intercom, now, intercom_view=view))
+        if not code.is_expired(now):
+            turns_expired = min(turns_expired, code.expired_at)
+    _context.fresh_until(turns_expired)  # the page changes when one of its codes shows as expired
     path = f"{_context.base_url()}{VmsVendor.prefix}/api/v1/intercom/codes"
     return paginator(data, total=total, page=page, per_page=per_page, path=path), 200
 

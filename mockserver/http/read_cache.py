@@ -1,0 +1,86 @@
+"""Answers to reads, kept while nothing they were made from can have changed.
+
+A read's answer depends on the request, the building's state and the simulated time. A handler that knows how its
+answer depends on time says so by calling `mockserver.vendors._context.fresh_until` with the moment its answer
+would change if the building did not (a QR code's expiry, a listed code turning expired); handlers that do not call
+it are never kept. The answer is then served again, byte for byte, to the same request (same operation, path,
+query string, scheme and headers) while:
+
+- the store's `revision` is the one it had just after the answer was made (no write since, by anyone), and
+- the clock is still between the moment the answer was made and the earlier of the handler's moment and the
+  building's `next_change` (the first deadline at which settling would rewrite state).
+
+Security, rate limits, injected faults and request validation run on every request before the cache is asked;
+only the handler and the rendering are skipped. A store that other processes write (Redis) has no revision, and
+nothing is kept. tests/mockserver/test_read_cache.py holds a mock with the cache to the answers of one without it.
+"""
+
+from __future__ import annotations
+
+import math
+import typing as t
+from collections import OrderedDict
+
+from starlette.responses import Response
+
+if t.TYPE_CHECKING:
+    from ..domain.building import Building
+    from ..domain.clock import Clock
+    from ..store.base import Store
+
+#: answers kept at most; the oldest unused one goes first
+DEFAULT_SIZE = 512
+#: a larger body is not kept (a list page of 100 codes is about 40 kB)
+MAX_BODY_BYTES = 256 * 1024
+
+
+class _Entry(t.NamedTuple):
+    response: Response
+    revision: t.Hashable
+    since: float
+    until: float
+
+
+class ReadCache:
+    def __init__(self, store: Store, clock: Clock, building: Building, *, size: int = DEFAULT_SIZE) -> None:
+        self._store = store
+        self._clock = clock
+        self._building = building
+        self._size = size
+        self._entries: OrderedDict[t.Hashable, _Entry] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: t.Hashable) -> Response | None:
+        """The kept answer to this request, if it is still the answer."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            now = self._clock.timestamp()
+            if entry.revision == self._store.revision and entry.since <= now < entry.until:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return entry.response
+            del self._entries[key]
+        self.misses += 1
+        return None
+
+    def put(self, key: t.Hashable, response: Response, fresh_until: float) -> None:
+        """Keep ``response`` (just made for the request ``key``) until the store changes or the clock reaches
+        ``fresh_until`` or the building's next deadline."""
+        revision = self._store.revision
+        if revision is None or len(response.body) > MAX_BODY_BYTES:
+            return
+        now = self._clock.timestamp()
+        until = min(fresh_until, self._building.next_change())
+        if not now < until or math.isnan(until):
+            return
+        self._entries[key] = _Entry(response, revision, now, until)
+        self._entries.move_to_end(key)
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
