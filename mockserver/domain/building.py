@@ -642,6 +642,17 @@ class Building:
         return items, result.total
 
     @_synchronized
+    def create_user_code(
+        self, user_id: int, intercom_id: int, *, title: str, expired_at: datetime, origin: str | None = None
+    ) -> tuple[AccessCode, Intercom]:
+        """A VMS user's new code on one of their intercoms, with the intercom as it is afterwards."""
+        intercom = self.owner_intercom(user_id, intercom_id=intercom_id)
+        code = self.create_code(
+            intercom=intercom, title=title, expired_at=expired_at, created_by=user_id, origin=origin
+        )
+        return code, self._intercom(intercom.id)
+
+    @_synchronized
     def code_with_intercom(self, code_id: int) -> tuple[AccessCode, Intercom]:
         code = self._code(code_id)
         if code is None:

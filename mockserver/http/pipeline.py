@@ -44,6 +44,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .middleware import token_info_of
 from .query import QueryResolver
+from .read_cache import Moment
 
 if t.TYPE_CHECKING:
     from ..runtime import Runtime
@@ -250,11 +251,13 @@ class FastOperation:
         # replaces only the handler and the rendering.
         cache = runtime.read_cache if self.reads else None
         key: t.Hashable = None
+        started: Moment | None = None
         if cache is not None:
             key = (self, scope["path"], scope.get("query_string", b""), scope.get("scheme"), tuple(scope["headers"]))
             kept = cache.get(key)
             if kept is not None:
                 return kept
+            started = cache.moment()
 
         body = None
         if self.operation.is_request_body_defined and (
@@ -273,8 +276,8 @@ class FastOperation:
         finally:
             current.reset(token)
         response = self._response(result)
-        if cache is not None and context.fresh_until is not None:
-            cache.put(key, response, context.fresh_until)
+        if cache is not None and started is not None and context.fresh_until is not None:
+            cache.put(key, response, context.fresh_until, started)
         return response
 
     async def _authenticate(self, request: ConnexionRequest) -> None:

@@ -17,7 +17,6 @@ nothing is kept. tests/mockserver/test_read_cache.py holds a mock with the cache
 
 from __future__ import annotations
 
-import math
 import typing as t
 from collections import OrderedDict
 
@@ -30,8 +29,8 @@ if t.TYPE_CHECKING:
 
 #: answers kept at most; the oldest unused one goes first
 DEFAULT_SIZE = 512
-#: a larger body is not kept (a list page of 100 codes is about 40 kB)
-MAX_BODY_BYTES = 256 * 1024
+#: a larger body is not kept (a VMS page of 100 codes is about 42 kB)
+MAX_BODY_BYTES = 64 * 1024
 
 
 class _Entry(t.NamedTuple):
@@ -39,6 +38,13 @@ class _Entry(t.NamedTuple):
     revision: t.Hashable
     since: float
     until: float
+
+
+class Moment(t.NamedTuple):
+    """The store's revision and the clock's time when a handler was about to read."""
+
+    revision: t.Hashable
+    now: float
 
 
 class ReadCache:
@@ -64,17 +70,20 @@ class ReadCache:
         self.misses += 1
         return None
 
-    def put(self, key: t.Hashable, response: Response, fresh_until: float) -> None:
-        """Keep ``response`` (just made for the request ``key``) until the store changes or the clock reaches
-        ``fresh_until`` or the building's next deadline."""
-        revision = self._store.revision
-        if revision is None or len(response.body) > MAX_BODY_BYTES:
+    def moment(self) -> Moment:
+        """Taken before the handler runs: an answer is kept under the revision it was computed from, so a write
+        during the handler (its own, or another thread's through an embedding test) leaves nothing stale."""
+        return Moment(self._store.revision, self._clock.timestamp())
+
+    def put(self, key: t.Hashable, response: Response, fresh_until: float, started: Moment) -> None:
+        """Keep ``response``, made for the request ``key`` from the state at ``started``, until the store changes
+        or the clock reaches ``fresh_until`` or the building's next deadline."""
+        if started.revision is None or len(response.body) > MAX_BODY_BYTES:
             return
-        now = self._clock.timestamp()
         until = min(fresh_until, self._building.next_change())
-        if not now < until or math.isnan(until):
+        if not started.now < until:  # also refuses a NaN
             return
-        self._entries[key] = _Entry(response, revision, now, until)
+        self._entries[key] = _Entry(response, started.revision, started.now, until)
         self._entries.move_to_end(key)
         if len(self._entries) > self._size:
             self._entries.popitem(last=False)

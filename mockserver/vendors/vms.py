@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -366,8 +367,16 @@ async def listCodes(page: int = 1, per_page: int = 25) -> tuple[dict[str, Any], 
     return paginator(data, total=total, page=page, per_page=per_page, path=path), 200
 
 
+#: "Y-m-d H:i" written the usual way: all digits present, one space
+_EXPIRY = re.compile(r"(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d)")
+
+
 def _parse_expiry(text: str) -> datetime:
     try:
+        found = _EXPIRY.fullmatch(text)
+        if found is not None:
+            # strptime would answer the same, in a tenth of the time (it compiles its rules per call)
+            return datetime(*map(int, found.groups()), tzinfo=UTC)  # type: ignore[misc]
         return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
     except ValueError as exc:
         raise Invalid("The expired at field must match the format Y-m-d H:i.", field="expired_at") from exc
@@ -375,18 +384,10 @@ def _parse_expiry(text: str) -> datetime:
 
 async def createCode(intercom: int, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     runtime = _context.runtime()
-    building = runtime.building
-    user_id = _user_id()
     expired_at = _parse_expiry(body["expired_at"])
-    target = building.owner_intercom(user_id, intercom_id=intercom)
-    code = building.create_code(
-        intercom=target,
-        title=body["title"].strip(),
-        expired_at=expired_at,
-        created_by=user_id,
-        origin=_socket_id(),
+    code, target = runtime.building.create_user_code(
+        _user_id(), intercom, title=body["title"].strip(), expired_at=expired_at, origin=_socket_id()
     )
-    code, target = building.code_with_intercom(code.id)
     return code_json(code, target, runtime.clock.timestamp()), 200
 
 

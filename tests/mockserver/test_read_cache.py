@@ -7,6 +7,7 @@ that follow pin down when a kept answer is served and when it must not be.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,9 +18,12 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from starlette.responses import Response
 
 from mockserver.app import create_app
+from mockserver.domain.building import Building
 from mockserver.domain.clock import ManualClock
+from mockserver.http.read_cache import MAX_BODY_BYTES, ReadCache
 from mockserver.runtime import Settings
 from mockserver.store import MemoryStore, SqliteStore
 from mockserver.testing import RunningMock, start_mock
@@ -185,9 +189,9 @@ def test_a_repeated_read_is_served_kept_until_the_qr_code_expires(mock: RunningM
     cache = mock.runtime.read_cache
     assert cache is not None
     with httpx.Client() as client:
-        first = _access_code(mock, client)
-        again = _access_code(mock, client)
-        assert (cache.hits, again.json()) == (1, first.json())
+        first = _access_code(mock, client)  # draws the QR code: a write, so this answer is not kept
+        assert (_access_code(mock, client).json(), cache.hits, len(cache)) == (first.json(), 0, 1)
+        assert (_access_code(mock, client).json(), cache.hits) == (first.json(), 1)
         time_passing.seconds += 299
         assert (_access_code(mock, client).json(), cache.hits) == (first.json(), 2)
         time_passing.seconds += 1  # the code's validity is over: a new one, not the kept one
@@ -233,13 +237,14 @@ def test_auth_limits_and_faults_run_before_a_kept_answer(mock: RunningMock) -> N
     cache = mock.runtime.read_cache
     assert cache is not None
     with httpx.Client() as client:
-        assert _access_code(mock, client).status_code == 200  # kept from here on
+        assert _access_code(mock, client).status_code == 200  # draws the QR code
+        assert (_access_code(mock, client).status_code, len(cache)) == (200, 1)  # kept from here on
         assert _access_code(mock, client, key="not-a-key").status_code == 401
         fault = {"api": "magicline", "operation_id": "getCustomerAccessCode", "status": 503, "count": 1}
         assert client.post(f"{mock.urls['control']}/faults", json=fault).status_code == 201
         assert _access_code(mock, client).status_code == 503
         assert (_access_code(mock, client).status_code, cache.hits) == (200, 1)
-        limited = client.patch(f"{mock.urls['control']}/settings", json={"magicline_rate_limit_per_minute": 4})
+        limited = client.patch(f"{mock.urls['control']}/settings", json={"magicline_rate_limit_per_minute": 5})
         assert limited.status_code == 200
         assert (_access_code(mock, client).status_code, cache.hits) == (200, 2)
         assert _access_code(mock, client).status_code == 429
@@ -302,3 +307,43 @@ def test_another_connections_commit_changes_the_sqlite_revision(tmp_path: Path) 
     other.close()
     assert store.revision != before
     store.close()
+
+
+# -- the cache on its own ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def parts() -> tuple[MemoryStore, ManualClock, ReadCache]:
+    store, clock = MemoryStore(), ManualClock(START, frozen=True)
+    return store, clock, ReadCache(store, clock, Building(store, clock), size=2)
+
+
+def test_an_answer_made_while_the_store_changed_is_not_kept(parts: tuple[MemoryStore, ManualClock, ReadCache]) -> None:
+    store, _, cache = parts
+    started = cache.moment()
+    store.put("code", "1", {"n": 1})  # another thread's write while the handler ran
+    cache.put("key", Response(b"old"), math.inf, started)
+    assert cache.get("key") is None
+    started = cache.moment()
+    cache.put("key", Response(b"new"), math.inf, started)
+    assert cache.get("key").body == b"new"  # type: ignore[union-attr]
+
+
+def test_kept_answers_are_bounded_in_number_and_size(parts: tuple[MemoryStore, ManualClock, ReadCache]) -> None:
+    _, _, cache = parts
+    for key in ("a", "b", "c"):
+        cache.put(key, Response(key.encode()), math.inf, cache.moment())
+    assert (cache.get("a"), len(cache)) == (None, 2)  # the least recently used went first
+    cache.put("big", Response(b"x" * (MAX_BODY_BYTES + 1)), math.inf, cache.moment())
+    assert cache.get("big") is None
+
+
+def test_an_answer_is_kept_only_inside_its_time(parts: tuple[MemoryStore, ManualClock, ReadCache]) -> None:
+    _, clock, cache = parts
+    cache.put("past", Response(b"p"), clock.timestamp(), cache.moment())
+    assert cache.get("past") is None
+    cache.put("minute", Response(b"m"), clock.timestamp() + 60, cache.moment())
+    clock.advance(59)
+    assert cache.get("minute") is not None  # a frozen clock moved by hand writes nothing to this bare store
+    clock.advance(1)
+    assert cache.get("minute") is None
