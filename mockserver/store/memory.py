@@ -2,8 +2,8 @@
 
 Record data is kept JSON-encoded: that copies it (so no caller can reach into the store through a dict it
 passed in or got back), checks it is JSON-able exactly as the SQLite backend would, and measured faster than
-``copy.deepcopy`` for small records (about 3 us to encode and 2.4 us to decode ten fields, against 7 us for
-each deep copy).
+``copy.deepcopy`` for small records (with orjson, well under a microsecond each way for ten fields, against 7 us
+for each deep copy).
 """
 
 from __future__ import annotations
@@ -30,13 +30,32 @@ DUMP_FORMAT = 1
 DumpedRecord = tuple[str, str, int, str, dict[str, tuple[str, int]]]
 
 _encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+#: orjson hands these to its (absent) default function, that is: it refuses them, and the json module decides
+_ORJSON_REFUSE = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
 
 
 def encode_data(data: dict[str, Any]) -> str:
-    """The canonical JSON text of a record's data; raises TypeError/ValueError when it is not JSON-able."""
+    """The JSON text of a record's data; raises TypeError/ValueError when it is not JSON-able.
+
+    orjson writes it about ten times faster than the json module. Where the two would differ, the json module
+    decides: orjson refuses lone surrogates, integers past 64 bits, non-str keys and other objects, and writes NaN
+    and infinities as null, so text holding a null is written again by the json module (which refuses those).
+    Only UUID and Enum values, which orjson writes as their JSON form, are accepted where the json module refused
+    them. Text with lone surrogates is refused: the json module would write it, but it could never be read."""
     if not isinstance(data, dict):
         raise TypeError(f"record data must be a dict, not {type(data).__name__}")
-    return _encode_json(data)
+    try:
+        text = orjson.dumps(data, option=_ORJSON_REFUSE)
+    except TypeError:
+        written = _encode_json(data)
+        try:
+            decode_data(written)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"record data holds text that is not Unicode: {exc}") from exc
+        return written
+    if b"null" in text:
+        return _encode_json(data)
+    return text.decode()
 
 
 def decode_data(text: str) -> dict[str, Any]:
