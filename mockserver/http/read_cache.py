@@ -33,6 +33,18 @@ DEFAULT_SIZE = 512
 MAX_BODY_BYTES = 64 * 1024
 
 
+class _Sent(Response):
+    """A kept answer, sent again. It has a header list of its own, because a middleware may add to the list it is
+    sent (Starlette's CORS middleware does); the body and headers are already rendered, so nothing is redone."""
+
+    def __init__(self, kept: Response) -> None:  # not Response.__init__, which would render the content again
+        self.status_code = kept.status_code
+        self.media_type = kept.media_type
+        self.background = None
+        self.body = kept.body
+        self.raw_headers = list(kept.raw_headers)
+
+
 class _Entry(t.NamedTuple):
     response: Response
     revision: t.Hashable
@@ -65,7 +77,7 @@ class ReadCache:
             if entry.revision == self._store.revision and entry.since <= now < entry.until:
                 self._entries.move_to_end(key)
                 self.hits += 1
-                return entry.response
+                return _Sent(entry.response)
             del self._entries[key]
         self.misses += 1
         return None

@@ -250,6 +250,21 @@ def test_auth_limits_and_faults_run_before_a_kept_answer(mock: RunningMock) -> N
         assert _access_code(mock, client).status_code == 429
 
 
+@pytest.mark.parametrize("validate_responses", [False, True])
+def test_a_kept_answer_carries_no_headers_another_request_was_given(validate_responses: bool) -> None:
+    # A browser's request takes the full chain, whose CORS middleware adds its headers to the answer it sends.
+    with start_mock(seed=0, validate_responses=validate_responses) as mock, httpx.Client() as client:
+        url = f"{mock.urls['seam']}/access_codes"
+        browser = client.get(url, params={"intercom_id": HOUSE}, headers=SEAM | {"Origin": "https://app.example"})
+        assert browser.headers["access-control-allow-origin"] == "*"
+        for _ in range(3):
+            browser = client.get(url, params={"intercom_id": HOUSE}, headers=SEAM | {"Origin": "https://app.example"})
+            plain = client.get(url, params={"intercom_id": HOUSE}, headers=SEAM)
+            assert "access-control-allow-origin" not in plain.headers
+            assert browser.headers.get_list("access-control-allow-origin") == ["*"]
+        assert mock.runtime.read_cache is not None and mock.runtime.read_cache.hits >= 4
+
+
 def test_nothing_is_kept_without_a_revision_or_when_switched_off() -> None:
     class UnseenWrites(MemoryStore):
         revision = None  # type: ignore[assignment]
@@ -347,3 +362,16 @@ def test_an_answer_is_kept_only_inside_its_time(parts: tuple[MemoryStore, Manual
     assert cache.get("minute") is not None  # a frozen clock moved by hand writes nothing to this bare store
     clock.advance(1)
     assert cache.get("minute") is None
+
+
+def test_what_a_middleware_adds_to_a_sent_answer_stays_out_of_the_kept_one(
+    parts: tuple[MemoryStore, ManualClock, ReadCache],
+) -> None:
+    _, _, cache = parts
+    cache.put("key", Response(b"{}", media_type="application/json"), math.inf, cache.moment())
+    first = cache.get("key")
+    assert first is not None
+    first.raw_headers.append((b"access-control-allow-origin", b"*"))
+    second = cache.get("key")
+    assert second is not None and (b"access-control-allow-origin", b"*") not in second.raw_headers
+    assert (second.body, second.status_code, second.media_type) == (b"{}", 200, "application/json")
