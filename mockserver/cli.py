@@ -6,8 +6,10 @@ import ipaddress
 import json
 import logging
 import secrets
+import socket
 import sys
 import warnings
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -188,7 +190,7 @@ def run(
     ShortCollections().install()
     click.echo(f"\nListening on http://{host}:{port} (Ctrl+C to stop)")
     sys.stdout.flush()
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -200,6 +202,21 @@ def run(
         ws="websockets-sansio",
         lifespan="off",
     )
+    _ClosingServer(config, app.runtime.building.store.close).run()
+
+
+class _ClosingServer(uvicorn.Server):
+    """Closes the state when the server has shut down. uvicorn re-raises the SIGTERM or SIGINT that stopped it
+    once it is done, which ends the process before any code after `run` could run; a SQLite file closed here has
+    its write-ahead log folded in, so copying the file alone copies the whole building."""
+
+    def __init__(self, config: uvicorn.Config, on_shutdown: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_shutdown = on_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        self._on_shutdown()
 
 
 # ---------------------------------------------------------------------------------------------- device

@@ -134,3 +134,29 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
         process.wait(timeout=10)
         if process.stdout:
             process.stdout.close()
+
+
+def test_a_stopped_mock_leaves_everything_in_the_state_file_itself(tmp_path: Path) -> None:
+    # Stopped with SIGTERM (Ctrl+C, a container stop), the write-ahead log is folded into the file: copying the
+    # file alone, as a backup or a CI artefact, copies the whole building.
+    state = tmp_path / "building.db"
+    port = _free_port()
+    process = _serve(state, port)
+    base = f"http://127.0.0.1:{port}/vms"
+    try:
+        with httpx.Client(base_url=base, headers=VMS) as client:
+            created = client.post(
+                "/api/v1/intercom/181/codes", json={"title": "in the file", "expired_at": "2031-07-01 00:00"}
+            )
+            assert created.status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout:
+            process.stdout.close()
+    assert not Path(f"{state}-wal").exists() or Path(f"{state}-wal").stat().st_size == 0
+    copy = tmp_path / "copy" / "building.db"
+    copy.parent.mkdir()
+    copy.write_bytes(state.read_bytes())
+    with start_mock(state_path=copy) as restored:
+        assert created.json()["id"] in {c["id"] for c in _codes(restored.urls["vms"])}
