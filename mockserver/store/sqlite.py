@@ -5,7 +5,9 @@ WAL with ``synchronous=NORMAL`` keeps committed transactions through a process c
 drop the last few), at a fraction of the cost of ``FULL``.
 
 Index entries live in their own table, keyed for the paged walk, and per-partition counts are kept up to date
-by every write, so neither `page` nor `count` ever scans.
+by every write, so neither `page` nor `count` ever scans. SQLite steps over an OFFSET one entry at a time, so
+each partition also keeps how many entries fall in each block of 1,024 sort keys: a deep page first finds its
+block from those counts, then steps over at most one block's entries.
 """
 
 from __future__ import annotations
@@ -29,8 +31,14 @@ from .memory import (
 )
 
 #: bump on any change of the tables below, with a migration from the previous version
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: a block holds the entries whose sort keys agree but for their last BLOCK_BITS bits
+BLOCK_BITS = 10
 
+_BLOCKS_TABLE = (
+    "CREATE TABLE blocks (idx TEXT NOT NULL, part TEXT NOT NULL, block INTEGER NOT NULL, n INTEGER NOT NULL,"
+    " PRIMARY KEY (idx, part, block)) WITHOUT ROWID"
+)
 _SCHEMA = (
     "CREATE TABLE meta (name TEXT PRIMARY KEY, value) WITHOUT ROWID",
     """CREATE TABLE records (
@@ -45,6 +53,7 @@ _SCHEMA = (
     "CREATE TABLE counts (idx TEXT NOT NULL, part TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (idx, part))"
     " WITHOUT ROWID",
     "CREATE TABLE sequences (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+    _BLOCKS_TABLE,
 )
 
 _SELECT_RECORD = "SELECT version, data, idx FROM records WHERE kind = ? AND key = ?"
@@ -60,6 +69,21 @@ _DECREMENT = "UPDATE counts SET n = n - 1 WHERE idx = ? AND part = ? RETURNING n
 _DROP_COUNT = "DELETE FROM counts WHERE idx = ? AND part = ?"
 _INCREMENT = "INSERT INTO counts (idx, part, n) VALUES (?, ?, 1) ON CONFLICT (idx, part) DO UPDATE SET n = n + 1"
 _COUNT = "SELECT n FROM counts WHERE idx = ? AND part = ?"
+_BLOCK_DECREMENT = "UPDATE blocks SET n = n - 1 WHERE idx = ? AND part = ? AND block = ? RETURNING n"
+_BLOCK_DROP = "DELETE FROM blocks WHERE idx = ? AND part = ? AND block = ?"
+_BLOCK_INCREMENT = (
+    "INSERT INTO blocks (idx, part, block, n) VALUES (?, ?, ?, 1)"
+    " ON CONFLICT (idx, part, block) DO UPDATE SET n = n + 1"
+)
+#: the block holding entry number ? of a partition (in walk order), and how many entries the blocks before it hold
+_SEEK = {
+    reverse: (
+        "SELECT block, upto - n FROM (SELECT block, n, SUM(n) OVER (ORDER BY block"
+        f"{' DESC' if reverse else ''} ROWS UNBOUNDED PRECEDING) AS upto FROM blocks WHERE idx = ? AND part = ?)"
+        " WHERE upto > ? LIMIT 1"
+    )
+    for reverse in (False, True)
+}
 _NEXT_ID = (
     "INSERT INTO sequences (name, value) VALUES (?, ?)"
     " ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value"
@@ -110,6 +134,8 @@ class SqliteStore:
         self._depth = 0  # nesting of transaction() blocks
         self._closed = False
         self._writes = 0
+        #: offsets from here on are narrowed with the block counts (below, stepping over them costs less)
+        self.deep_offset = 1 << BLOCK_BITS
         try:
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
@@ -129,6 +155,15 @@ class SqliteStore:
             return
         row = self._conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
         found = row[0] if row else None
+        if found == 1:
+            # Version 2 added the per-block counts; they are worked out from the entries once.
+            self._conn.execute(_BLOCKS_TABLE)
+            self._conn.execute(
+                f"INSERT INTO blocks (idx, part, block, n) SELECT idx, part, sort >> {BLOCK_BITS}, count(*)"
+                f" FROM entries GROUP BY idx, part, sort >> {BLOCK_BITS}"
+            )
+            self._conn.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'", (SCHEMA_VERSION,))
+            found = SCHEMA_VERSION
         if found != SCHEMA_VERSION:
             raise SchemaMismatch(f"store schema version {found!r}, this code reads version {SCHEMA_VERSION}")
 
@@ -157,14 +192,25 @@ class SqliteStore:
     ) -> Page:
         """Up to ``limit`` records of one partition in (sort, key) order; see `Store.page`.
 
-        The walk costs O(log n + offset + limit): SQLite steps over skipped entries one by one (on the
-        covering key, without reading records), so deep pages should use ``after``."""
+        SQLite steps over an OFFSET entry by entry (on the covering key, without reading records). Without a
+        cursor, an offset past the first block is first narrowed with the per-block counts: the walk starts at
+        the block holding the first entry asked for, so it steps over fewer than 1,024 entries plus one count per
+        block before it, instead of every entry before it."""
         check_page_args(limit, offset)
         total = self.count(index, partition)
         if total == 0 or limit == 0:
             return Page([], total)
         params: tuple[Any, ...] = (index, partition) if after is None else (index, partition, after)
-        rows = self._conn.execute(_PAGE_SQL[after is not None, reverse], (*params, limit, offset)).fetchall()
+        if after is None and offset >= self.deep_offset:
+            found = self._conn.execute(_SEEK[reverse], (index, partition, offset)).fetchone()
+            if found is None:
+                return Page([], total)  # past the end
+            block, before = found
+            if before:
+                # Every entry of the blocks before this one, and none of its own, lies beyond this bound.
+                bound = (block + 1) << BLOCK_BITS if reverse else (block << BLOCK_BITS) - 1
+                params, offset = (index, partition, bound), offset - before
+        rows = self._conn.execute(_PAGE_SQL[len(params) == 3, reverse], (*params, limit, offset)).fetchall()
         return Page([_record(*row) for row in rows], total)
 
     def count(self, index: str, partition: str) -> int:
@@ -277,11 +323,13 @@ class SqliteStore:
         """Replace the whole state with what `dump` gave (from either backend), atomically."""
         records, sequences = parse_dump(state)
         counts: Counter[tuple[str, str]] = Counter()
+        blocks: Counter[tuple[str, str, int]] = Counter()
         entries = []
         for kind, key, _, _, index in records:
             for name, (part, sort) in index.items():
                 entries.append((name, part, sort, key, kind))
                 counts[name, part] += 1
+                blocks[name, part, sort >> BLOCK_BITS] += 1
         with self._write():
             self._delete_all()
             self._conn.executemany(
@@ -291,6 +339,9 @@ class SqliteStore:
             self._conn.executemany(_INSERT_ENTRY, entries)
             self._conn.executemany(
                 "INSERT INTO counts (idx, part, n) VALUES (?, ?, ?)", [(*p, n) for p, n in counts.items()]
+            )
+            self._conn.executemany(
+                "INSERT INTO blocks (idx, part, block, n) VALUES (?, ?, ?, ?)", [(*b, n) for b, n in blocks.items()]
             )
             self._conn.executemany("INSERT INTO sequences (name, value) VALUES (?, ?)", sequences.items())
 
@@ -353,11 +404,16 @@ class SqliteStore:
                 [(left,)] = execute(_DECREMENT, (name, part)).fetchall()
                 if left == 0:
                     execute(_DROP_COUNT, (name, part))
+                block = (name, part, sort >> BLOCK_BITS)
+                [(left,)] = execute(_BLOCK_DECREMENT, block).fetchall()
+                if left == 0:
+                    execute(_BLOCK_DROP, block)
         for name, (part, sort) in new.items():
             if old.get(name) != (part, sort):
                 execute(_INSERT_ENTRY, (name, part, sort, key, kind))
                 execute(_INCREMENT, (name, part))
+                execute(_BLOCK_INCREMENT, (name, part, sort >> BLOCK_BITS))
 
     def _delete_all(self) -> None:
-        for table in ("records", "entries", "counts", "sequences"):
+        for table in ("records", "entries", "counts", "blocks", "sequences"):
             self._conn.execute(f"DELETE FROM {table}")
