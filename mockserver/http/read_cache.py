@@ -6,8 +6,9 @@ would change if the building did not (a QR code's expiry, a listed code turning 
 it are never kept. The answer is then served again, byte for byte, to the same request (same operation, path,
 query string, scheme and headers) while:
 
-- the store's `revision` is the one it had just after the answer was made (no write since, by anyone), and
-- the clock is still between the moment the answer was made and the earlier of the handler's moment and the
+- the store's `revision` is the one it had just before the handler ran (no write since, by anyone, the handler
+  included: a read that wrote, such as one that drew a new QR code, is kept only from its next asking), and
+- the clock is still between the moment the handler started and the earlier of the handler's moment and the
   building's `next_change` (the first deadline at which settling would rewrite state).
 
 Security, rate limits, injected faults and request validation run on every request before the cache is asked;
