@@ -24,6 +24,7 @@ from .journal import JournalEntry
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
+    from .vendor import Vendor
 
 CONTROL_PREFIX = "/_mock"
 #: bytes of each body the journal keeps
@@ -216,6 +217,25 @@ def _oversized_receive(limit: int):  # type: ignore[no-untyped-def]
     return receive
 
 
+async def limit_and_inject(
+    runtime: Runtime,
+    vendor: Vendor,
+    request: ConnexionRequest,
+    operation_id: str | None,
+    token_info: dict[str, Any] | None,
+    declared: frozenset[int],
+) -> None:
+    """The vendor's rate limit for this call, then any injected fault: its latency, then its status."""
+    if operation_id is not None:
+        vendor.limit(request, operation_id, token_info)
+    fault = runtime.faults.match(vendor.name, operation_id, vendor.tenant(token_info), declared)
+    if fault is not None:
+        if fault.latency_ms:
+            await asyncio.sleep(fault.latency_ms / 1000)
+        if fault.status is not None:
+            raise vendor.status(request, fault.status, operation_id)
+
+
 class LimitsAndFaults:
     """Inside Connexion, after security: the vendor's rate limits, then any injected fault."""
 
@@ -230,24 +250,16 @@ class LimitsAndFaults:
         vendor = runtime.vendor_for_path(scope["path"])
         if vendor is not None:
             operation_id, _ = routing_info(scope)
-            token_info = token_info_of(scope)
             request = ConnexionRequest(scope, receive)
-            if operation_id is not None:
-                vendor.limit(request, operation_id, token_info)
-            fault = runtime.faults.match(
-                vendor.name, operation_id, vendor.tenant(token_info), _declared(vendor.name, operation_id)
-            )
-            if fault is not None:
-                if fault.latency_ms:
-                    await asyncio.sleep(fault.latency_ms / 1000)
-                if fault.status is not None:
-                    raise vendor.status(request, fault.status, operation_id)
+            declared = declared_of(vendor.name, operation_id)
+            await limit_and_inject(runtime, vendor, request, operation_id, token_info_of(scope), declared)
         await self.app(scope, receive, send)
 
 
-def _declared(api: str, operation_id: str | None) -> set[int]:
+def declared_of(api: str, operation_id: str | None) -> frozenset[int]:
+    """The statuses the contract declares for an operation (none for an unrouted request)."""
     from ..contracts import declared_statuses
 
     if operation_id is None:
-        return set()
+        return frozenset()
     return declared_statuses(api, operation_id)

@@ -42,7 +42,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .middleware import token_info_of
+from .middleware import declared_of, limit_and_inject, token_info_of
 from .query import QueryResolver
 from .read_cache import Moment
 
@@ -149,7 +149,7 @@ class FastOperation:
         self.runtime = runtime
         self.api_name = api_name
         self.operation_id = operation.operation_id.rsplit(".", 1)[-1]
-        self.declared = _declared(api_name, self.operation_id)
+        self.declared = declared_of(api_name, self.operation_id)
         factory = _CapturingFactory(security_map)  # type: ignore[arg-type]
         self.security = (
             SecurityOperation(
@@ -224,14 +224,7 @@ class FastOperation:
             await self._authenticate(request)
         vendor = runtime.vendors.get(self.api_name)
         if vendor is not None:
-            token_info = token_info_of(scope)
-            vendor.limit(request, self.operation_id, token_info)
-            fault = runtime.faults.match(vendor.name, self.operation_id, vendor.tenant(token_info), self.declared)
-            if fault is not None:
-                if fault.latency_ms:
-                    await asyncio.sleep(fault.latency_ms / 1000)
-                if fault.status is not None:
-                    raise vendor.status(request, fault.status, self.operation_id)
+            await limit_and_inject(runtime, vendor, request, self.operation_id, token_info_of(scope), self.declared)
 
         # Connexion passes every query value on, but drops those the contract does not define: an operation that
         # defines none needs no query string parsed.
@@ -365,12 +358,6 @@ def _unpack(result: t.Any) -> tuple[t.Any, int | None, dict]:
             return data, None, dict(second)
         return result[0], None, {}
     return result, None, {}
-
-
-def _declared(api: str, operation_id: str) -> frozenset[int]:
-    from ..contracts import declared_statuses
-
-    return declared_statuses(api, operation_id)
 
 
 class FastApi(RoutedAPI[FastOperation]):
