@@ -13,6 +13,7 @@ tests/mockserver/test_pipeline.py compares the two on generated requests.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextvars
 import copy
 import functools
@@ -45,6 +46,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .middleware import declared_of, limit_and_inject, token_info_of
 from .query import QueryResolver
 from .read_cache import Moment
+from .validation import PARSED_BODY
 
 if t.TYPE_CHECKING:
     from ..runtime import Runtime
@@ -178,6 +180,8 @@ class FastOperation:
             security_query_params=self.validation.security_query_params,
         )
         self._body_validators: dict[tuple[str, str], t.Any] = {}
+        self._body_schemas: dict[str, dict] = {}
+        self._utf8: dict[str, bool] = {}
         function = operation.function
         self.function = function
         self.arguments, self.has_kwargs = inspect_function_arguments(unwrap_decorators(function))
@@ -185,9 +189,30 @@ class FastOperation:
         self.produces = list(set(operation.produces))
         arguments = _Arguments(operation, self.arguments, self.has_kwargs)
         self.build_arguments = arguments.build
+        # Connexion asks on every request; neither depends on anything but the operation.
+        self.takes_body = operation.is_request_body_defined and (
+            self.has_kwargs or _sanitized(operation.body_name("")) in self.arguments
+        )
         self.query_defined = bool(arguments.query_definitions)
         self.query = QueryResolver.for_operation(self.uri_parser)
         self.reads = operation.method.upper() == "GET"
+
+    def _body_schema(self, mime_type: str) -> dict:
+        schema = self._body_schemas.get(mime_type)
+        if schema is None:
+            # Connexion looks the media type up anew on each call, and logs when an operation has several.
+            schema = _remember(self._body_schemas, mime_type, self.operation.body_schema(mime_type))
+        return schema
+
+    def _is_utf8(self, encoding: str) -> bool:
+        known = self._utf8.get(encoding)
+        if known is None:
+            try:
+                known = codecs.lookup(encoding).name == "utf-8"
+            except LookupError:
+                known = False
+            _remember(self._utf8, encoding, known)
+        return known
 
     def _body_validator(self, mime_type: str, encoding: str) -> t.Any:
         key = (mime_type, encoding)
@@ -208,7 +233,7 @@ class FastOperation:
                     strict_validation=self.validation.strict_validation,
                     uri_parser=self.uri_parser,
                 )
-            self._body_validators[key] = validator or False
+            _remember(self._body_validators, key, validator or False)
         return validator or None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -234,11 +259,15 @@ class FastOperation:
         self.parameters.validate_request(request, query)
         mime_type, encoding = self._content_type(scope["headers"])
         self.validation.validate_mime_type(mime_type)
-        if self.operation.body_schema(mime_type):
+        parsed: tuple[bytes, t.Any] | None = None
+        if self._body_schema(mime_type):
             validator = self._body_validator(mime_type, encoding)
             if validator is not None:
                 receive, scope = await validator.wrap_receive(receive, scope=scope)
+                parsed = scope.pop(PARSED_BODY, None)
+                resolved = request.path_params
                 request = ConnexionRequest(scope, receive, uri_parser=self.uri_parser)
+                request._path_params = resolved  # the scope's path is the same; no need to resolve it again
 
         # Everything above (who asks, limits, faults, validation) is decided anew on every request; a kept answer
         # replaces only the handler and the rendering.
@@ -253,10 +282,15 @@ class FastOperation:
             started = cache.moment()
 
         body = None
-        if self.operation.is_request_body_defined and (
-            self.has_kwargs or _sanitized(self.operation.body_name(request.content_type)) in self.arguments
-        ):
-            body = await request.get_body()
+        if self.takes_body:
+            content_type = request.content_type
+            if parsed is not None and utils.is_json_mimetype(content_type) and self._is_utf8(encoding):
+                # What `get_body` would answer: it parses the same bytes with json.loads, which reads them as
+                # UTF-8 here too (text that parsed as UTF-8 JSON holds neither a BOM nor the NULs by which json
+                # would guess UTF-16 or UTF-32).
+                body = parsed[1]
+            else:
+                body = await request.get_body()
         # The media type only matters for a request body.
         mimetype = request.mimetype if self.operation.is_request_body_defined else ""
         kwargs = self.build_arguments(request.path_params, query, body, mimetype)
@@ -345,6 +379,19 @@ class FastOperation:
             headers["Content-Type"] = content_type
         cls = JSONResponse if isinstance(payload, (dict, list)) else Response
         return cls(content=payload, status_code=status, media_type=content_type, headers=headers)
+
+
+#: media types and charsets come from clients: a fuzzer may send thousands, the contract names a few
+_REMEMBERED = 64
+
+V = t.TypeVar("V")
+
+
+def _remember(cache: dict, key: t.Hashable, value: V) -> V:
+    """Keep ``value`` while the cache is small; past that, work it out again on each request instead."""
+    if len(cache) < _REMEMBERED:
+        cache[key] = value
+    return value
 
 
 def _unpack(result: t.Any) -> tuple[t.Any, int | None, dict]:
