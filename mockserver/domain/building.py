@@ -511,6 +511,11 @@ class Building:
         self, user_id: int, *, intercom_id: int | None = None, intercom_uuid: str | None = None
     ) -> Intercom:
         """One of the owner's intercoms; another owner's intercom is as unknown as a missing one."""
+        return self._owner_intercom(user_id, intercom_id=intercom_id, intercom_uuid=intercom_uuid)
+
+    def _owner_intercom(
+        self, user_id: int, *, intercom_id: int | None = None, intercom_uuid: str | None = None
+    ) -> Intercom:
         intercom: Intercom | None
         if intercom_uuid is not None:
             intercom = self._intercom_by_uuid(intercom_uuid)
@@ -574,6 +579,27 @@ class Building:
         origin: str | None = None,
     ) -> AccessCode:
         """Create a code on an intercom. It works on the keypad until `expired_at` and is gone 24 h later."""
+        return self._create_code(
+            intercom=intercom,
+            title=title,
+            expired_at=expired_at,
+            created_by=created_by,
+            owner_uuid=owner_uuid,
+            digits=digits,
+            origin=origin,
+        )
+
+    def _create_code(
+        self,
+        *,
+        intercom: Intercom,
+        title: str,
+        expired_at: datetime,
+        created_by: int | None,
+        owner_uuid: str | None = None,
+        digits: str | None = None,
+        origin: str | None = None,
+    ) -> AccessCode:
         now = self._now_s()
         expires = int(_epoch(expired_at))
         if expires <= now:
@@ -603,10 +629,11 @@ class Building:
         }
         if created_by is not None:
             index[K.CODES_BY_USER] = (str(created_by), code.id)
-        self.store.put(K.CODE, str(code.id), code.to_data(), index=index, expected_version=0)
+        data = code.to_data()
+        self.store.put(K.CODE, str(code.id), data, index=index, expected_version=0)
         self.store.put(K.CODE_BY_UUID, code.uuid, {"id": code.id}, expected_version=0)
         self.store.put(K.CODE_BY_DIGITS, f"{intercom.id}:{digits}", {"id": code.id}, expected_version=0)
-        self._device_change(intercom, "add", code)
+        self._device_change(intercom, "add", code, data)
         self._emit(
             CodeCreated(at=self.now(), code_id=code.id, intercom_id=intercom.id, user_id=created_by, origin=origin)
         )
@@ -645,12 +672,12 @@ class Building:
     def create_user_code(
         self, user_id: int, intercom_id: int, *, title: str, expired_at: datetime, origin: str | None = None
     ) -> tuple[AccessCode, Intercom]:
-        """A VMS user's new code on one of their intercoms, with the intercom as it is afterwards."""
-        intercom = self.owner_intercom(user_id, intercom_id=intercom_id)
-        code = self.create_code(
+        """A VMS user's new code on one of their intercoms, with the intercom (which a new code leaves as it was)."""
+        intercom = self._owner_intercom(user_id, intercom_id=intercom_id)
+        code = self._create_code(
             intercom=intercom, title=title, expired_at=expired_at, created_by=user_id, origin=origin
         )
-        return code, self._intercom(intercom.id)
+        return code, intercom
 
     @_synchronized
     def code_with_intercom(self, code_id: int) -> tuple[AccessCode, Intercom]:
@@ -709,16 +736,18 @@ class Building:
 
     # ------------------------------------------------------------------ the device
 
-    def _device_change(self, intercom: Intercom, op: str, code: AccessCode) -> None:
-        """Program a change on the device now, or queue it until the device is back online."""
+    def _device_change(self, intercom: Intercom, op: str, code: AccessCode, data: dict[str, Any] | None = None) -> None:
+        """Program a change on the device now, or queue it until the device is back online (``data``: the code's,
+        when the caller has it already)."""
+        data = code.to_data() if data is None else data
         if intercom.online:
-            self._apply_device_change(intercom.id, op, code.to_data())
+            self._apply_device_change(intercom.id, op, data)
         else:
             seq = self.store.next_id("sync")
             self.store.put(
                 K.SYNC,
                 str(seq),
-                {"op": op, "code": code.to_data()},
+                {"op": op, "code": data},
                 index={K.SYNC_BY_INTERCOM: (str(intercom.id), seq)},
             )
 
