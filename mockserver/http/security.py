@@ -12,6 +12,8 @@ import typing as t
 from connexion.lifecycle import ConnexionRequest
 from connexion.security import NO_VALUE, AbstractSecurityHandler
 
+from .headers import first_header, header_key
+
 #: (request, credential, scheme) -> token info dict; raises an ApiError for a bad credential
 Verifier = t.Callable[[ConnexionRequest, str, dict[str, t.Any]], dict[str, t.Any]]
 
@@ -19,14 +21,15 @@ Verifier = t.Callable[[ConnexionRequest, str, dict[str, t.Any]], dict[str, t.Any
 def _api_key_reader(scheme: dict[str, t.Any]) -> t.Callable[[ConnexionRequest], str | None]:
     name = scheme["name"]
     if scheme["in"] == "header":
-        return lambda request: request.headers.get(name)
+        key = header_key(name)
+        return lambda request: first_header(request.scope["headers"], key)
     if scheme["in"] == "query":
         return lambda request: request.query_params.get(name)
     return lambda request: request.cookies.get(name)
 
 
 def _bearer_reader(request: ConnexionRequest) -> str | None:
-    header = request.headers.get("authorization")
+    header = first_header(request.scope["headers"], b"authorization")
     if not header:
         return None
     scheme, _, token = header.strip().partition(" ")

@@ -26,6 +26,7 @@ from jsonschema import Draft4Validator, ValidationError
 from starlette.types import Scope
 
 from .errors import FieldError
+from .headers import header_key
 
 _FORMATS = Draft4Validator.FORMAT_CHECKER
 
@@ -190,13 +191,22 @@ class CompiledParameterValidator(ParameterValidator):
         security_query_params: t.Any = None,
     ) -> None:
         super().__init__(parameters, uri_parser, strict_validation, security_query_params)
-        self._compiled: dict[str, list[tuple[str, bool, bool, t.Any, Draft4Validator]]] = {}
+        self._compiled: dict[str, list[tuple[str, t.Any, bool, bool, t.Any, Draft4Validator]]] = {}
         for location in ("path", "header", "query", "cookie"):
             for param in self.parameters.get(location, []):
                 schema = param.get("schema", param)
+                name = param["name"]
+                # how the value is looked up: by its argument name, its raw header name or as it is
+                if location == "path":
+                    key: t.Any = name.replace("-", "_")
+                elif location == "header":
+                    key = header_key(name)
+                else:
+                    key = name
                 self._compiled.setdefault(location, []).append(
                     (
-                        param["name"],
+                        name,
+                        key,
                         bool(param.get("required")),
                         is_nullable(param),
                         quick_check(schema),
@@ -214,11 +224,14 @@ class CompiledParameterValidator(ParameterValidator):
             elif location == "path":
                 values = request.path_params
             elif location == "header":
-                values = request.headers
+                # first-wins, as Starlette's Headers.get
+                values = {}
+                for header, raw in request.scope["headers"]:
+                    if header not in values:
+                        values[header] = raw.decode("latin-1")
             else:
                 values = request.cookies
-            for name, required, nullable, quick, validator in params:
-                key = name.replace("-", "_") if location == "path" else name
+            for name, key, required, nullable, quick, validator in params:
                 value = values.get(key)
                 if value is None:
                     if required:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from ..http.headers import first_header, header_key
 from ..http.middleware import token_info_of
 from ..http.pipeline import current
 
@@ -39,7 +40,7 @@ def principal() -> dict[str, Any]:
 
 
 def header(name: str) -> str | None:
-    return request().headers.get(name)
+    return first_header(request().scope["headers"], header_key(name))
 
 
 def base_url() -> str:

@@ -176,3 +176,28 @@ def test_both_pipelines_read_bodies_alike(
         )
         answers.append(_answer(response, mock.base_url))
     assert answers[0] == answers[1]
+
+
+# Header parameters and credentials are read straight from the scope on the compiled pipeline: a repeated header
+# must count as Starlette's Headers.get counts it (the first one).
+REPEATED_HEADERS = [
+    ("client-valid-then-invalid", [("X-Client", "web"), ("X-Client", "toaster")]),
+    ("client-invalid-then-valid", [("X-Client", "toaster"), ("X-Client", "web")]),
+    ("token-wrong-then-right", [("Authorization", "Bearer nope"), ("Authorization", "Bearer demo-vms-alice")]),
+    ("token-right-then-wrong", [("Authorization", "Bearer demo-vms-alice"), ("Authorization", "Bearer nope")]),
+]
+
+
+@pytest.mark.parametrize("headers", [h for _, h in REPEATED_HEADERS], ids=[name for name, _ in REPEATED_HEADERS])
+def test_both_pipelines_read_repeated_headers_alike(
+    pair: tuple[RunningMock, RunningMock], headers: list[tuple[str, str]]
+) -> None:
+    base = [("Authorization", "Bearer demo-vms-alice"), ("X-Client", "web"), ("X-UUID", "repeated")]
+    names = {name for name, _ in headers}
+    sent = [(name, value) for name, value in base if name not in names] + headers
+    answers = [
+        _answer(httpx.get(f"{mock.urls['vms']}/api/v1/intercom/codes", headers=sent), mock.base_url) for mock in pair
+    ]
+    assert answers[0] == answers[1]
+    # the first of the repeated headers decides
+    assert (answers[0][0] == 200) == (headers[0][1] in ("web", "Bearer demo-vms-alice"))
