@@ -87,12 +87,31 @@ class _CapturingFactory(SecurityHandlerFactory):
         return super().verify_security(auth_funcs)
 
 
+class _SchemaOnce:
+    """An operation whose body schemas are looked up once per media type (Connexion's body-argument step asks
+    for one twice per request, and the operation looks it up anew each time); everything else is the
+    operation's own."""
+
+    def __init__(self, operation: AbstractOperation) -> None:
+        self._operation = operation
+        self._schemas: dict[str | None, dict] = {}
+
+    def body_schema(self, content_type: str | None = None) -> dict:
+        schema = self._schemas.get(content_type)
+        if schema is None:
+            schema = _remember(self._schemas, content_type, self._operation.body_schema(content_type))
+        return schema
+
+    def __getattr__(self, name: str) -> t.Any:
+        return getattr(self._operation, name)
+
+
 class _Arguments:
     """Connexion's `get_arguments`, with what depends only on the operation (parameter definitions, query
     defaults) worked out once; the per-value steps are Connexion's own functions."""
 
     def __init__(self, operation: AbstractOperation, arguments: list[str], has_kwargs: bool) -> None:
-        self.operation = operation
+        self.operation = _SchemaOnce(operation)
         self.arguments = arguments
         self.has_kwargs = has_kwargs
         self.path_definitions = {p["name"]: p for p in operation.parameters if p["in"] == "path"}
@@ -124,7 +143,7 @@ class _Arguments:
             result.update(
                 _get_body_argument(
                     body,
-                    operation=self.operation,
+                    operation=self.operation,  # type: ignore[arg-type]
                     arguments=self.arguments,
                     has_kwargs=self.has_kwargs,
                     sanitize=_sanitized,
@@ -180,7 +199,6 @@ class FastOperation:
             security_query_params=self.validation.security_query_params,
         )
         self._body_validators: dict[tuple[str, str], t.Any] = {}
-        self._body_schemas: dict[str, dict] = {}
         self._utf8: dict[str, bool] = {}
         function = operation.function
         self.function = function
@@ -189,6 +207,7 @@ class FastOperation:
         self.produces = list(set(operation.produces))
         arguments = _Arguments(operation, self.arguments, self.has_kwargs)
         self.build_arguments = arguments.build
+        self.body_schema = arguments.operation.body_schema
         # Connexion asks on every request; neither depends on anything but the operation.
         self.takes_body = operation.is_request_body_defined and (
             self.has_kwargs or _sanitized(operation.body_name("")) in self.arguments
@@ -196,13 +215,6 @@ class FastOperation:
         self.query_defined = bool(arguments.query_definitions)
         self.query = QueryResolver.for_operation(self.uri_parser)
         self.reads = operation.method.upper() == "GET"
-
-    def _body_schema(self, mime_type: str) -> dict:
-        schema = self._body_schemas.get(mime_type)
-        if schema is None:
-            # Connexion looks the media type up anew on each call, and logs when an operation has several.
-            schema = _remember(self._body_schemas, mime_type, self.operation.body_schema(mime_type))
-        return schema
 
     def _is_utf8(self, encoding: str) -> bool:
         known = self._utf8.get(encoding)
@@ -260,7 +272,7 @@ class FastOperation:
         mime_type, encoding = self._content_type(scope["headers"])
         self.validation.validate_mime_type(mime_type)
         parsed: tuple[bytes, t.Any] | None = None
-        if self._body_schema(mime_type):
+        if self.body_schema(mime_type):
             validator = self._body_validator(mime_type, encoding)
             if validator is not None:
                 receive, scope = await validator.wrap_receive(receive, scope=scope)
