@@ -74,6 +74,15 @@ current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("mockse
 _sanitized = functools.lru_cache(maxsize=4096)(sanitized)
 
 
+class _Request(ConnexionRequest):
+    """Connexion's request, holding the scope itself: security, validation and handlers read it several times a
+    request, and each read would otherwise pass through `ConnexionRequest.__getattr__` to Starlette's request."""
+
+    def __init__(self, scope: Scope, receive: Receive, *, uri_parser: t.Any) -> None:
+        super().__init__(scope, receive, uri_parser=uri_parser)
+        self.scope = scope
+
+
 class _CapturingFactory(SecurityHandlerFactory):
     """Connexion's factory, keeping the per-requirement functions it builds so `FastOperation` can run them."""
 
@@ -256,7 +265,7 @@ class FastOperation:
         """The operation's answer to one request, not yet sent; raises what Connexion's chain would raise."""
         runtime = self.runtime
         # One request object serves security, limits, parameter validation and the arguments (Connexion makes four).
-        request = ConnexionRequest(scope, receive, uri_parser=self.uri_parser)
+        request = _Request(scope, receive, uri_parser=self.uri_parser)
         if self.security is not None:
             await self._authenticate(request)
         vendor = runtime.vendors.get(self.api_name)
@@ -278,7 +287,7 @@ class FastOperation:
                 receive, scope = await validator.wrap_receive(receive, scope=scope)
                 parsed = scope.pop(PARSED_BODY, None)
                 resolved = request.path_params
-                request = ConnexionRequest(scope, receive, uri_parser=self.uri_parser)
+                request = _Request(scope, receive, uri_parser=self.uri_parser)
                 request._path_params = resolved  # the scope's path is the same; no need to resolve it again
 
         # Everything above (who asks, limits, faults, validation) is decided anew on every request; a kept answer

@@ -78,11 +78,16 @@ def normalise_index(index: IndexEntries | None) -> dict[str, tuple[str, int]]:
     for name, entry in index.items():
         part, sort = entry
         # operator.index accepts ints (and numpy ints) but rejects floats and strings, which would not sort
-        # against ints in a partition.
-        sort = int(operator.index(sort))
+        # against ints in a partition. (The type tests only skip the calls for the usual plain int and str.)
+        if type(sort) is not int:
+            sort = int(operator.index(sort))
         if not _SORT_MIN <= sort <= _SORT_MAX:
             raise ValueError(f"sort key {sort} of index {name!r} does not fit 64 bits")
-        out[check_name(name, "index name")] = (check_name(part, "partition"), sort)
+        if type(name) is not str:
+            check_name(name, "index name")
+        if type(part) is not str:
+            check_name(part, "partition")
+        out[name] = (part, sort)
     return out
 
 
