@@ -43,6 +43,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .headers import first_header
 from .middleware import declared_of, limit_and_inject, token_info_of
 from .query import QueryResolver
 from .read_cache import Moment
@@ -69,6 +70,9 @@ class RequestContext:
 
 current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("mockserver_request")
 
+
+#: what `ConnexionRequest.content_type` answers for a request without the header
+OCTET_STREAM = "application/octet-stream"
 
 #: Connexion's name sanitiser runs a regex per argument per request; the names are few, the answers fixed.
 _sanitized = functools.lru_cache(maxsize=4096)(sanitized)
@@ -209,6 +213,7 @@ class FastOperation:
         )
         self._body_validators: dict[tuple[str, str], t.Any] = {}
         self._utf8: dict[str, bool] = {}
+        self._accepted_types: dict[str, bool] = {}
         function = operation.function
         self.function = function
         self.arguments, self.has_kwargs = inspect_function_arguments(unwrap_decorators(function))
@@ -279,7 +284,10 @@ class FastOperation:
             query = request.query_params if self.query is None else self.query.resolve(scope.get("query_string", b""))
         self.parameters.validate_request(request, query)
         mime_type, encoding = self._content_type(scope["headers"])
-        self.validation.validate_mime_type(mime_type)
+        if mime_type not in self._accepted_types:
+            # Connexion builds a media-type table on each call; its verdict depends on the type alone.
+            self.validation.validate_mime_type(mime_type)
+            _remember(self._accepted_types, mime_type, True)
         parsed: tuple[bytes, t.Any] | None = None
         if self.body_schema(mime_type):
             validator = self._body_validator(mime_type, encoding)
@@ -304,8 +312,11 @@ class FastOperation:
 
         body = None
         if self.takes_body:
-            content_type = request.content_type
-            if parsed is not None and utils.is_json_mimetype(content_type) and self._is_utf8(encoding):
+            if (
+                parsed is not None
+                and utils.is_json_mimetype(first_header(scope["headers"], b"content-type") or OCTET_STREAM)
+                and self._is_utf8(encoding)
+            ):
                 # What `get_body` would answer: it parses the same bytes with json.loads, which reads them as
                 # UTF-8 here too (text that parsed as UTF-8 JSON holds neither a BOM nor the NULs by which json
                 # would guess UTF-16 or UTF-32).
