@@ -1086,7 +1086,7 @@ class Building:
     def save_meta(self, name: str, data: dict[str, Any]) -> int:
         """Keep a small named document with the state (the clock, for instance); answer its new version."""
         with self._lock, self.store.transaction():
-            return self.store.put(K.META, name, data).version
+            return self.store.put(K.META, name, data)
 
     def meta_versions(self, names: list[str]) -> list[tuple[int, dict[str, Any] | None]]:
         """Named documents' versions (0 when absent) and data: cheap to poll for another replica's change."""

@@ -68,8 +68,9 @@ class Store(Protocol):
         *,
         index: IndexEntries | None = None,
         expected_version: int | None = None,
-    ) -> Record:
-        """Create or replace a record and its index entries (``index`` replaces all previous entries).
+    ) -> int:
+        """Create or replace a record and its index entries (``index`` replaces all previous entries); answers the
+        record's new version. (Not the record: no caller needs it back, and decoding it would cost every write.)
 
         ``expected_version``: None writes unconditionally; 0 requires that the record does not exist; n requires
         the stored version to be n. A mismatch raises `VersionConflict` and changes nothing.

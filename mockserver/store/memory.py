@@ -266,8 +266,9 @@ class MemoryStore:
         *,
         index: IndexEntries | None = None,
         expected_version: int | None = None,
-    ) -> Record:
-        """Create or replace a record and all its index entries; CAS on ``expected_version``."""
+    ) -> int:
+        """Create or replace a record and all its index entries; CAS on ``expected_version``. Answers the new
+        version."""
         encoded, entries = checked_put(kind, key, data, index)
         old = self._kinds.get(kind, {}).get(key)
         actual = 0 if old is None else old.version
@@ -277,7 +278,7 @@ class MemoryStore:
         if self._undo is not None:
             self._undo.append(("rec", kind, key, old))
         self._replace(kind, key, old, new)
-        return _record(kind, key, new)
+        return new.version
 
     def delete(self, kind: str, key: str, *, expected_version: int | None = None) -> bool:
         """Remove a record and its index entries; False when there was none."""

@@ -186,8 +186,9 @@ class RedisStore:
         *,
         index: IndexEntries | None = None,
         expected_version: int | None = None,
-    ) -> Record:
-        """Create or replace a record and all its index entries; CAS on ``expected_version``."""
+    ) -> int:
+        """Create or replace a record and all its index entries; CAS on ``expected_version``. Answers the new
+        version."""
         encoded, entries = checked_put(kind, key, data, index)
         with self._locked():
             old = self._redis.hget(self._kind_key(kind), key)
@@ -198,7 +199,7 @@ class RedisStore:
             if self._undo is not None:
                 self._undo.append(("rec", kind, key, old))
             self._replace(kind, key, old, new)
-        return _record(kind, key, new)
+        return actual + 1
 
     def delete(self, kind: str, key: str, *, expected_version: int | None = None) -> bool:
         """Remove a record and its index entries; False when there was none."""

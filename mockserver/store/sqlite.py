@@ -258,8 +258,9 @@ class SqliteStore:
         *,
         index: IndexEntries | None = None,
         expected_version: int | None = None,
-    ) -> Record:
-        """Create or replace a record and all its index entries; CAS on ``expected_version``."""
+    ) -> int:
+        """Create or replace a record and all its index entries; CAS on ``expected_version``. Answers the new
+        version."""
         encoded, entries = checked_put(kind, key, data, index)
         with self._write():
             row = self._conn.execute(_SELECT_OLD, (kind, key)).fetchone()
@@ -267,9 +268,8 @@ class SqliteStore:
             if expected_version is not None and expected_version != actual:
                 raise VersionConflict(kind, key, expected_version, actual)
             self._refile(kind, key, {} if row is None else _decode_index(row[1]), entries)
-            encoded_index = _encode_index(entries)
-            self._conn.execute(_UPSERT_RECORD, (kind, key, actual + 1, encoded, encoded_index))
-        return _record(kind, key, actual + 1, encoded, encoded_index)
+            self._conn.execute(_UPSERT_RECORD, (kind, key, actual + 1, encoded, _encode_index(entries)))
+        return actual + 1
 
     def delete(self, kind: str, key: str, *, expected_version: int | None = None) -> bool:
         """Remove a record and its index entries; False when there was none."""
