@@ -214,6 +214,7 @@ class FastOperation:
         self._body_validators: dict[tuple[str, str], t.Any] = {}
         self._utf8: dict[str, bool] = {}
         self._accepted_types: dict[str, bool] = {}
+        self._mimetypes: dict[str, str] = {}
         function = operation.function
         self.function = function
         self.arguments, self.has_kwargs = inspect_function_arguments(unwrap_decorators(function))
@@ -311,12 +312,11 @@ class FastOperation:
             started = cache.moment()
 
         body = None
+        content_type = first_header(scope["headers"], b"content-type")
+        if content_type is None:
+            content_type = OCTET_STREAM  # as request.content_type
         if self.takes_body:
-            if (
-                parsed is not None
-                and utils.is_json_mimetype(first_header(scope["headers"], b"content-type") or OCTET_STREAM)
-                and self._is_utf8(encoding)
-            ):
+            if parsed is not None and utils.is_json_mimetype(content_type) and self._is_utf8(encoding):
                 # What `get_body` would answer: it parses the same bytes with json.loads, which reads them as
                 # UTF-8 here too (text that parsed as UTF-8 JSON holds neither a BOM nor the NULs by which json
                 # would guess UTF-16 or UTF-32).
@@ -324,7 +324,10 @@ class FastOperation:
             else:
                 body = await request.get_body()
         # The media type only matters for a request body.
-        mimetype = request.mimetype if self.operation.is_request_body_defined else ""
+        mimetype = ""
+        if self.operation.is_request_body_defined:
+            # Connexion's own parse of the header, done once per distinct header
+            mimetype = self._mimetypes.get(content_type) or _remember(self._mimetypes, content_type, request.mimetype)
         kwargs = self.build_arguments(request.path_params, query, body, mimetype)
         context = RequestContext(scope=scope, runtime=runtime, request=request)
         token = current.set(context)

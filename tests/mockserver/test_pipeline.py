@@ -159,6 +159,8 @@ BODY_VARIANTS = [
     ("surrogate-pair", "application/json", b'{"title": "door \\ud83d\\udeaa", "expired_at": "2030-07-01 10:00"}'),
     ("huge-integer", "application/json", b'{"title": "x", "expired_at": "2030-07-01 10:00", "n": 1' + b"0" * 40 + b"}"),
     ("nan", "application/json", b'{"title": "x", "expired_at": NaN}'),
+    ("empty-content-type", "", b'{"title": "x", "expired_at": "2030-07-01 10:00"}'),
+    ("content-type-params", "application/json;charset=utf-8;q=1", b'{"title": "x", "expired_at": "2030-07-01 10:00"}'),
     ("problem-json", "application/problem+json", b'{"title": "x", "expired_at": "2030-07-01 10:00"}'),
 ]
 
