@@ -2,7 +2,7 @@
 
     python bench/run.py                 # everything (the 1,000,000-code building takes a few minutes to build)
     python bench/run.py --quick         # shorter runs, sizes up to 10,000
-    python bench/run.py --only load     # one part: load, startup, sizes, conformance
+    python bench/run.py --only load     # one part: load, inprocess, startup, sizes, replicas, conformance
 
 Everything binds to 127.0.0.1. Load comes from wrk (32 connections, one server worker, warm-up first); rate limits
 are raised for the run. The table goes to stdout and, as JSON, to bench/results/ for comparison between commits.
@@ -265,6 +265,94 @@ def bench_load(args: argparse.Namespace, work: Path, report: dict[str, Any]) -> 
             if "ours_computed" in row and row["prism"]["rps"]:
                 row["ratio_computed"] = round(row["ours_computed"]["rps"] / row["prism"]["rps"], 2)
             print(f"  prism {scenario['name']}: {row['prism']['rps']} rps", flush=True)
+
+
+# -- in-process -----------------------------------------------------------------------------------------------
+
+
+async def _asgi_call(app: Any, scope: dict[str, Any], body: bytes) -> int:
+    """One request straight into the ASGI app, as a server would hand it over; answers the status."""
+    status = 0
+    given = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(dict(scope, headers=list(scope["headers"])), receive, send)
+    return status
+
+
+def _asgi_scope(scenario: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    path, _, query = (f"/{scenario['api']}" + scenario["path"]).partition("?")
+    body = scenario.get("body", "").encode()
+    headers = [(b"host", b"127.0.0.1")] + [(k.lower().encode(), v.encode()) for k, v in scenario["headers"].items()]
+    if body:
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": scenario["method"],
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    return scope, body
+
+
+def bench_inprocess(args: argparse.Namespace, work: Path, report: dict[str, Any]) -> None:
+    """The load scenarios with no server and no load generator: the app's own cost, microseconds per request
+    (best of five rounds, which filters out a noisy machine better than the mean)."""
+    import asyncio
+
+    from mockserver.app import create_app
+    from mockserver.runtime import Settings
+
+    future = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%d %H:%M")
+    fixtures = fixtures_with_codes(10_000, work)
+    rows = report["inprocess"] = []
+    requests = 2_000 if args.quick else 5_000
+
+    async def measure(app: Any, scenario: dict[str, Any]) -> float:
+        scope, body = _asgi_scope(scenario)
+        status = await _asgi_call(app, scope, body)
+        if not 200 <= status < 300:
+            raise RuntimeError(f"{scenario['name']}: in-process answer {status}")
+        for _ in range(200):
+            await _asgi_call(app, scope, body)
+        best = float("inf")
+        for _ in range(5):
+            started = time.perf_counter()
+            for _ in range(requests // 5):
+                await _asgi_call(app, scope, body)
+            best = min(best, (time.perf_counter() - started) / (requests // 5))
+        return round(best * 1e6, 1)
+
+    for read_cache in (True, False):
+        limits = Settings(
+            magicline_rate_limit_per_minute=int(RAISED_LIMIT), vms_wsurl_limit_per_5_minutes=int(RAISED_LIMIT)
+        )
+        app = create_app(fixtures=fixtures, seed=0, settings=limits, read_cache=read_cache)
+        for scenario in scenarios(future):
+            if scenario["kind"] == "write" and not read_cache:
+                continue  # a write never uses the read cache
+            us = asyncio.run(measure(app, scenario))
+            rows.append({"scenario": scenario["name"], "read_cache": read_cache, "us_per_request": us})
+            print(f"  in-process{'' if read_cache else ', read cache off'}  {scenario['name']}: {us} µs", flush=True)
 
 
 # Prism answers 404 or 401 on most bare URLs; each contract has one operation that is open and answers 200.
@@ -531,6 +619,15 @@ def table(report: dict[str, Any]) -> str:
                     f"{row.get('ratio_computed', '-'):>6}"
                 )
         out.append("")
+    if report.get("inprocess"):
+        out.append("The same scenarios in-process: the ASGI app called directly, no server (µs per request, best of 5)")
+        out.append(f"{'scenario':32} {'read cache on':>14} {'off':>7}")
+        by_name: dict[str, dict[bool, float]] = {}
+        for row in report["inprocess"]:
+            by_name.setdefault(row["scenario"], {})[row["read_cache"]] = row["us_per_request"]
+        for name, cells in by_name.items():
+            out.append(f"{name:32} {cells.get(True, '-'):>14} {cells.get(False, '-'):>7}")
+        out.append("")
     if report.get("startup"):
         s = report["startup"]
         out.append(
@@ -571,7 +668,9 @@ def table(report: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", action="append", choices=["load", "startup", "sizes", "replicas", "conformance"])
+    parser.add_argument(
+        "--only", action="append", choices=["load", "inprocess", "startup", "sizes", "replicas", "conformance"]
+    )
     parser.add_argument("--quick", action="store_true", help="5 s runs, sizes up to 10,000")
     parser.add_argument("--duration", type=int, default=15, help="seconds per measured load run")
     parser.add_argument("--warmup", type=int, default=3)
@@ -585,7 +684,7 @@ def main() -> int:
     if args.quick:
         args.duration, args.warmup, args.samples = 5, 2, 100
         args.sizes = [n for n in args.sizes if n <= 10_000]
-    parts = args.only or ["load", "startup", "sizes", "replicas", "conformance"]
+    parts = args.only or ["load", "inprocess", "startup", "sizes", "replicas", "conformance"]
     report: dict[str, Any] = {
         "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
@@ -603,6 +702,7 @@ def main() -> int:
             print(f"{part} ...", flush=True)
             {
                 "load": bench_load,
+                "inprocess": bench_inprocess,
                 "startup": lambda a, w, r: bench_startup(a, r),
                 "sizes": bench_sizes,
                 "replicas": bench_replicas,
