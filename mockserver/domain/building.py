@@ -566,29 +566,6 @@ class Building:
         if not (digits.isascii() and digits.isdigit()) or not low <= len(digits) <= high:
             raise Invalid(f"A code has {low} to {high} digits", field="code")
 
-    @_synchronized
-    def create_code(
-        self,
-        *,
-        intercom: Intercom,
-        title: str,
-        expired_at: datetime,
-        created_by: int | None,
-        owner_uuid: str | None = None,
-        digits: str | None = None,
-        origin: str | None = None,
-    ) -> AccessCode:
-        """Create a code on an intercom. It works on the keypad until `expired_at` and is gone 24 h later."""
-        return self._create_code(
-            intercom=intercom,
-            title=title,
-            expired_at=expired_at,
-            created_by=created_by,
-            owner_uuid=owner_uuid,
-            digits=digits,
-            origin=origin,
-        )
-
     def _create_code(
         self,
         *,
@@ -600,6 +577,7 @@ class Building:
         digits: str | None = None,
         origin: str | None = None,
     ) -> AccessCode:
+        """Create a code on an intercom. It works on the keypad until `expired_at` and is gone 24 h later."""
         now = self._now_s()
         expires = int(_epoch(expired_at))
         if expires <= now:
@@ -638,6 +616,9 @@ class Building:
             CodeCreated(at=self.now(), code_id=code.id, intercom_id=intercom.id, user_id=created_by, origin=origin)
         )
         return code
+
+    #: the same, as one operation of its own (`create_user_code` calls the body inside its own)
+    create_code = _synchronized(_create_code)
 
     def _code(self, code_id: int) -> AccessCode | None:
         record = self.store.get(K.CODE, str(code_id))
