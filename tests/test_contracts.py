@@ -59,6 +59,13 @@ def test_contract_is_valid_openapi_303(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", CONTRACTS)
+def test_the_contract_data_is_what_connexion_would_read_from_the_file(name: str) -> None:
+    # The mock hands Connexion the parsed contract (libyaml's parser, once per process) instead of the file,
+    # which Connexion would read with PyYAML's pure-Python parser: both must give the same document.
+    assert load_contract(name) == yaml.safe_load(contract_path(name).read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name", CONTRACTS)
 def test_contract_loads_in_connexion_openapi_core_and_schemathesis(name: str) -> None:
     app = AsyncApp(__name__)
     # resolver_error: the contract alone must load, whether or not handlers exist for it
