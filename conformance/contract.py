@@ -167,7 +167,8 @@ def load_contract(api: str) -> Contract:
     path = contract_file(api)
     try:
         with path.open(encoding="utf-8") as handle:
-            raw = yaml.safe_load(handle)
+            # libyaml's parser where PyYAML has it: the same document, several times faster
+            raw = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except OSError as exc:
         raise ContractError(f"cannot read the {api} contract at {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
