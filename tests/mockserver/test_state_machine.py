@@ -255,7 +255,7 @@ def test_the_mock_keeps_to_the_model(mock: RunningMock) -> None:
     machine = BuildingMachine.TestCase
     # No shrinking: each replay is real HTTP against a stateful server; the failing steps are printed as found.
     machine.settings = settings(
-        max_examples=12,
+        max_examples=8,
         stateful_step_count=12,
         deadline=None,
         derandomize=True,
