@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import pathlib
 import shutil
 import subprocess
@@ -20,7 +21,9 @@ needs_node = pytest.mark.skipif(
 def ensure_node_tools(marker: str) -> pathlib.Path:
     """Install tests/js when ``marker`` (a path under node_modules) is missing; answer node_modules."""
     modules = JS_DIR / "node_modules"
-    with _lock:
+    # A thread lock for this process, a file lock for pytest-xdist's other workers.
+    with _lock, (JS_DIR / ".install.lock").open("w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
         if not (modules / marker).exists():
             # npm ci installs exactly what package-lock.json pins (and fails if it disagrees with package.json).
             result = subprocess.run(
