@@ -13,7 +13,6 @@ tests/mockserver/test_pipeline.py compares the two on generated requests.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextvars
 import copy
 import functools
@@ -212,7 +211,6 @@ class FastOperation:
             security_query_params=self.validation.security_query_params,
         )
         self._body_validators: dict[tuple[str, str], t.Any] = {}
-        self._utf8: dict[str, bool] = {}
         self._accepted_types: dict[str, bool] = {}
         self._mimetypes: dict[str, str] = {}
         function = operation.function
@@ -230,16 +228,6 @@ class FastOperation:
         self.query_defined = bool(arguments.query_definitions)
         self.query = QueryResolver.for_operation(self.uri_parser)
         self.reads = operation.method.upper() == "GET"
-
-    def _is_utf8(self, encoding: str) -> bool:
-        known = self._utf8.get(encoding)
-        if known is None:
-            try:
-                known = codecs.lookup(encoding).name == "utf-8"
-            except LookupError:
-                known = False
-            _remember(self._utf8, encoding, known)
-        return known
 
     def _body_validator(self, mime_type: str, encoding: str) -> t.Any:
         key = (mime_type, encoding)
@@ -316,10 +304,8 @@ class FastOperation:
         if content_type is None:
             content_type = OCTET_STREAM  # as request.content_type
         if self.takes_body:
-            if parsed is not None and utils.is_json_mimetype(content_type) and self._is_utf8(encoding):
-                # What `get_body` would answer: it parses the same bytes with json.loads, which reads them as
-                # UTF-8 here too (text that parsed as UTF-8 JSON holds neither a BOM nor the NULs by which json
-                # would guess UTF-16 or UTF-32).
+            if parsed is not None and utils.is_json_mimetype(content_type):
+                # What `get_body` would answer: the validator parsed the same bytes with json.loads.
                 body = parsed[1]
             else:
                 body = await request.get_body()

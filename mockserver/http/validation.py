@@ -303,11 +303,13 @@ class CompiledJSONBodyValidator(_BodyMixin, JSONRequestBodyValidator):
         if not raw:
             return None
         try:
-            body = json.loads(raw.decode(self._encoding))
+            # The bytes as they are, as Connexion's `get_body` reads them for the handler: what is validated is
+            # what the handler gets. (JSON has no charset parameter, RFC 8259 §11: a declared one changes
+            # nothing; json.loads reads UTF-8 and recognises UTF-16 and UTF-32.)
+            body = json.loads(raw)
             # JSON escapes can smuggle in lone UTF-16 surrogates, which are not text; refuse them as malformed.
             _refuse_surrogates(body)
-        except (UnicodeError, ValueError, RecursionError, LookupError) as exc:
-            # LookupError: a charset Python does not know is the client's mistake too, not a server error
+        except (UnicodeError, ValueError, RecursionError) as exc:
             raise_violations([Violation("body", None, "json", f"Malformed JSON body: {exc}")])
         # Kept with the raw bytes it came from: the pipeline may hand it on instead of parsing them again.
         scope[PARSED_BODY] = (raw, body)
