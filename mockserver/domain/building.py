@@ -506,16 +506,10 @@ class Building:
     def owner_intercoms(self, user_id: int) -> list[Intercom]:
         return self._owner_intercoms(user_id)
 
-    @_synchronized
-    def owner_intercom(
-        self, user_id: int, *, intercom_id: int | None = None, intercom_uuid: str | None = None
-    ) -> Intercom:
-        """One of the owner's intercoms; another owner's intercom is as unknown as a missing one."""
-        return self._owner_intercom(user_id, intercom_id=intercom_id, intercom_uuid=intercom_uuid)
-
     def _owner_intercom(
         self, user_id: int, *, intercom_id: int | None = None, intercom_uuid: str | None = None
     ) -> Intercom:
+        """One of the owner's intercoms; another owner's intercom is as unknown as a missing one."""
         intercom: Intercom | None
         if intercom_uuid is not None:
             intercom = self._intercom_by_uuid(intercom_uuid)
@@ -527,6 +521,9 @@ class Building:
         if intercom is None or intercom.owner_id != user_id:
             raise NotFound("Intercom", ident, field="intercom")
         return intercom
+
+    #: the same, as one operation of its own (`create_user_code` calls the body inside its own)
+    owner_intercom = _synchronized(_owner_intercom)
 
     @_synchronized
     def intercom(self, ref: str | int) -> Intercom:

@@ -46,7 +46,7 @@ from .headers import first_header
 from .middleware import declared_of, limit_and_inject, token_info_of
 from .query import QueryResolver
 from .read_cache import Moment
-from .validation import PARSED_BODY
+from .validation import NOT_PARSED, PARSED_BODY
 
 if t.TYPE_CHECKING:
     from ..runtime import Runtime
@@ -234,7 +234,7 @@ class FastOperation:
         validator = self._body_validators.get(key)
         if validator is None:
             operation = self.operation
-            schema = operation.body_schema(mime_type)
+            schema = self.body_schema(mime_type)
             try:
                 cls = self.validation._validator_map["body"][mime_type]
             except KeyError:
@@ -277,12 +277,12 @@ class FastOperation:
             # Connexion builds a media-type table on each call; its verdict depends on the type alone.
             self.validation.validate_mime_type(mime_type)
             _remember(self._accepted_types, mime_type, True)
-        parsed: tuple[bytes, t.Any] | None = None
+        parsed: t.Any = NOT_PARSED
         if self.body_schema(mime_type):
             validator = self._body_validator(mime_type, encoding)
             if validator is not None:
                 receive, scope = await validator.wrap_receive(receive, scope=scope)
-                parsed = scope.pop(PARSED_BODY, None)
+                parsed = scope.pop(PARSED_BODY, NOT_PARSED)
                 resolved = request.path_params
                 request = _Request(scope, receive, uri_parser=self.uri_parser)
                 request._path_params = resolved  # the scope's path is the same; no need to resolve it again
@@ -304,9 +304,9 @@ class FastOperation:
         if content_type is None:
             content_type = OCTET_STREAM  # as request.content_type
         if self.takes_body:
-            if parsed is not None and utils.is_json_mimetype(content_type):
+            if parsed is not NOT_PARSED and utils.is_json_mimetype(content_type):
                 # What `get_body` would answer: the validator parsed the same bytes with json.loads.
-                body = parsed[1]
+                body = parsed
             else:
                 body = await request.get_body()
         # The media type only matters for a request body.

@@ -68,7 +68,6 @@ class ReadCache:
         self._size = size
         self._entries: OrderedDict[t.Hashable, _Entry] = OrderedDict()
         self.hits = 0
-        self.misses = 0
 
     def get(self, key: t.Hashable) -> Response | None:
         """The kept answer to this request, if it is still the answer."""
@@ -80,7 +79,6 @@ class ReadCache:
                 self.hits += 1
                 return _Sent(entry.response)
             del self._entries[key]
-        self.misses += 1
         return None
 
     def moment(self) -> Moment:
@@ -100,9 +98,6 @@ class ReadCache:
         self._entries.move_to_end(key)
         if len(self._entries) > self._size:
             self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        self._entries.clear()
 
     def __len__(self) -> int:
         return len(self._entries)

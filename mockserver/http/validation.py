@@ -276,6 +276,8 @@ class _BodyMixin:
 
 #: the scope key under which `CompiledJSONBodyValidator` leaves the body it parsed, for the compiled pipeline
 PARSED_BODY = "mockserver.parsed_body"
+#: what a scope without that key holds (a parsed body may be None: the JSON text `null`)
+NOT_PARSED = object()
 
 
 class CompiledJSONBodyValidator(_BodyMixin, JSONRequestBodyValidator):
@@ -311,8 +313,8 @@ class CompiledJSONBodyValidator(_BodyMixin, JSONRequestBodyValidator):
             _refuse_surrogates(body)
         except (UnicodeError, ValueError, RecursionError) as exc:
             raise_violations([Violation("body", None, "json", f"Malformed JSON body: {exc}")])
-        # Kept with the raw bytes it came from: the pipeline may hand it on instead of parsing them again.
-        scope[PARSED_BODY] = (raw, body)
+        # The pipeline may hand it on instead of parsing the bytes again.
+        scope[PARSED_BODY] = body
         return body
 
     def _validate(self, body: t.Any) -> dict | None:

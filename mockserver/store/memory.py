@@ -345,18 +345,6 @@ class MemoryStore:
     def _replace(self, kind: str, key: str, old: _Rec | None, new: _Rec | None) -> None:
         """Move one record from state ``old`` to ``new`` (None: absent), touching only changed entries."""
         self._revision += 1
-        if old is None and new is not None:
-            # a new record: nothing to take out (the common write, so it skips the comparisons below)
-            for name, (part, sort) in new.index.items():
-                entries = self._parts.get((name, part))
-                if entries is None:
-                    entries = self._parts[name, part] = SortedList()
-                entries.add((sort, key, kind))
-            records = self._kinds.get(kind)
-            if records is None:
-                records = self._kinds[kind] = {}
-            records[key] = new
-            return
         old_index = {} if old is None else old.index
         new_index = {} if new is None else new.index
         for name, (part, sort) in old_index.items():

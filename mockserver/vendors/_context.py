@@ -46,7 +46,7 @@ def header(name: str) -> str | None:
 def base_url() -> str:
     # Straight from the scope: building the request's URL object costs more than the rest of a list page.
     scope = request().scope
-    host = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"host"), None)
+    host = first_header(scope["headers"], b"host")
     return runtime().base_url({"host": host} if host else {}, scope.get("scheme", "http"))
 
 
