@@ -4,8 +4,9 @@
     python bench/run.py --quick         # shorter runs, sizes up to 10,000
     python bench/run.py --only load     # one part: load, inprocess, startup, sizes, replicas, conformance
 
-Everything binds to 127.0.0.1. Load comes from wrk (32 connections, one server worker, warm-up first); rate limits
-are raised for the run. The table goes to stdout and, as JSON, to bench/results/ for comparison between commits.
+Everything binds to 127.0.0.1. Load comes from wrk (32 connections, one server worker, warm-up first); the servers
+take turns for a few short rounds and the table shows medians; rate limits are raised for the run. The table goes to
+stdout and, as JSON, to bench/results/ for comparison between commits.
 """
 
 from __future__ import annotations
@@ -223,48 +224,101 @@ def scenarios(future: str) -> list[dict[str, Any]]:
     ]
 
 
-def drive(base: str, scenario: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    url = base + scenario["path"]
+def first_answer(base: str, scenario: dict[str, Any]) -> int:
+    """The status of one plain request, so that a table of fast errors cannot pass for a fast server."""
     headers = scenario["headers"] | ({"Content-Type": "application/json"} if scenario.get("body") else {})
-    first = httpx.request(scenario["method"], url, headers=headers, content=scenario.get("body"), timeout=30)
-    script = wrk_script(scenario["method"], scenario["headers"], scenario.get("body"))
-    wrk(url, script, seconds=args.warmup, connections=args.connections)
-    result = wrk(url, script, seconds=args.duration, connections=args.connections)
-    result["first_status"] = first.status_code
-    return result
+    url = base + scenario["path"]
+    return httpx.request(scenario["method"], url, headers=headers, content=scenario.get("body"), timeout=30).status_code
+
+
+def summarise(rounds: list[dict[str, Any]], first_status: int) -> dict[str, Any]:
+    """Medians over the rounds (a noisy machine disturbs one round, not the median of three), with every round
+    kept for the JSON."""
+    return {
+        "rps": round(statistics.median(r["rps"] for r in rounds), 1),
+        "p50_ms": round(statistics.median(r["p50_ms"] for r in rounds), 2),
+        "p99_ms": round(statistics.median(r["p99_ms"] for r in rounds), 2),
+        "requests": sum(r["requests"] for r in rounds),
+        "non_2xx": sum(r["non_2xx"] for r in rounds),
+        "socket_errors": sum(r["socket_errors"] for r in rounds),
+        "first_status": first_status,
+        "rounds": rounds,
+    }
+
+
+def ratio_of_rounds(ours: list[dict[str, Any]], peer: list[dict[str, Any]]) -> float | None:
+    """Each round's own ratio of rates, then their median: both numbers of a ratio were taken seconds apart."""
+    ratios = [o["rps"] / p["rps"] for o, p in zip(ours, peer, strict=True) if p["rps"]]
+    return round(statistics.median(ratios), 2) if ratios else None
 
 
 def bench_load(args: argparse.Namespace, work: Path, report: dict[str, Any]) -> None:
+    """Every server is started first and stays up; then, scenario by scenario, they take turns for a few short
+    rounds. On a machine whose speed drifts (a shared 2-core VM can halve its speed for seconds at a time), one
+    long run per server compares two different machines; rounds taken side by side compare the servers."""
     if shutil.which("wrk") is None:
         report["notes"].append("wrk is missing: load scenarios skipped (Debian/Ubuntu: sudo apt-get install wrk)")
         return
     future = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%d %H:%M")
+    fixtures = fixtures_with_codes(10_000, work)
     rows = report["load"] = []
-    port = free_port()
-    with process(ours(port, fixtures=fixtures_with_codes(10_000, work)), f"http://127.0.0.1:{port}/seam/health"):
+    with contextlib.ExitStack() as servers:
+        bases: dict[str, dict[str, str]] = {}
+        for who, read_cache in (("ours", True), ("ours_computed", False)):
+            port = free_port()
+            servers.enter_context(
+                process(ours(port, fixtures=fixtures, read_cache=read_cache), f"http://127.0.0.1:{port}/seam/health")
+            )
+            bases[who] = {api: f"http://127.0.0.1:{port}/{api}" for api in PRISM_READY}
+        if prism_available(report):
+            bases["prism"] = {}
+            for api in PRISM_READY:
+                port = free_port()
+                servers.enter_context(prism_process(port, api))
+                bases["prism"][api] = f"http://127.0.0.1:{port}"
         for scenario in scenarios(future):
-            base = f"http://127.0.0.1:{port}/{scenario['api']}"
-            rows.append({"scenario": scenario["name"], "kind": scenario["kind"], "ours": drive(base, scenario, args)})
-            print(f"  ours  {scenario['name']}: {rows[-1]['ours']['rps']} rps", flush=True)
-    # The read scenarios ask the same thing again and again, which the read cache answers without computing it:
-    # the same reads with it switched off show what computing every answer costs.
-    port = free_port()
-    computed = ours(port, fixtures=fixtures_with_codes(10_000, work), read_cache=False)
-    with process(computed, f"http://127.0.0.1:{port}/seam/health"):
-        for row, scenario in zip(rows, scenarios(future), strict=True):
-            if scenario["kind"] == "read":
-                row["ours_computed"] = drive(f"http://127.0.0.1:{port}/{scenario['api']}", scenario, args)
-                print(f"  ours, read cache off  {scenario['name']}: {row['ours_computed']['rps']} rps", flush=True)
-    if not prism_available(report):
-        return
-    for row, scenario in zip(rows, scenarios(future), strict=True):
-        port = free_port()
-        with prism_process(port, scenario["api"]):
-            row["prism"] = drive(f"http://127.0.0.1:{port}", scenario, args)
-            row["ratio"] = round(row["ours"]["rps"] / row["prism"]["rps"], 2) if row["prism"]["rps"] else None
-            if "ours_computed" in row and row["prism"]["rps"]:
-                row["ratio_computed"] = round(row["ours_computed"]["rps"] / row["prism"]["rps"], 2)
-            print(f"  prism {scenario['name']}: {row['prism']['rps']} rps", flush=True)
+            # The read cache plays no part in a write: the second mock only shows what computed reads cost.
+            whos = [who for who in bases if not (who == "ours_computed" and scenario["kind"] == "write")]
+            script = wrk_script(scenario["method"], scenario["headers"], scenario.get("body"))
+            urls = {who: bases[who][scenario["api"]] + scenario["path"] for who in whos}
+            firsts = {who: first_answer(bases[who][scenario["api"]], scenario) for who in whos}
+            for who in whos:
+                wrk(urls[who], script, seconds=args.warmup, connections=args.connections)
+            rounds: dict[str, list[dict[str, Any]]] = {who: [] for who in whos}
+            for number in range(args.rounds):
+                turn = whos[number % len(whos) :] + whos[: number % len(whos)]  # nobody always goes first
+                for who in turn:
+                    rounds[who].append(wrk(urls[who], script, seconds=args.duration, connections=args.connections))
+            row: dict[str, Any] = {"scenario": scenario["name"], "kind": scenario["kind"]}
+            row |= {who: summarise(rounds[who], firsts[who]) for who in whos}
+            if "prism" in row:
+                for who, key in (("ours", "ratio"), ("ours_computed", "ratio_computed")):
+                    if who in row:
+                        row[key] = ratio_of_rounds(rounds[who], rounds["prism"])
+            rows.append(row)
+            print(
+                f"  {scenario['name']}: " + ", ".join(f"{who} {row[who]['rps']} rps" for who in whos),
+                flush=True,
+            )
+
+
+def cpu_steadiness(samples: int = 40) -> dict[str, float]:
+    """How steady this machine's CPU is: a fixed pure-Python loop, timed again and again (ms). On a quiet machine
+    the slowest run is within a few per cent of the fastest; where it is twice as slow, latency percentiles
+    measure the machine as much as the server."""
+    times = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        total = 0
+        for n in range(200_000):
+            total += n
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return {
+        "min_ms": round(times[0], 2),
+        "median_ms": round(statistics.median(times), 2),
+        "max_ms": round(times[-1], 2),
+    }
 
 
 # -- in-process -----------------------------------------------------------------------------------------------
@@ -584,12 +638,23 @@ def bench_conformance(args: argparse.Namespace, work: Path, report: dict[str, An
 # -- the table -----------------------------------------------------------------------------------------------------
 
 
+def _cell(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
 def table(report: dict[str, Any]) -> str:
-    out = [f"doorcodes bench · {report['when']} · {report['machine']}", ""]
+    out = [f"doorcodes bench · {report['when']} · {report['machine']} · commit {report['commit']}"]
+    steady = report["cpu_steadiness"]
+    out.append(
+        f"CPU steadiness: a fixed loop took {steady['min_ms']} to {steady['max_ms']} ms (median {steady['median_ms']});"
+        " far apart, and percentiles measure the machine too"
+    )
+    out.append("")
     if report.get("load"):
         out.append(
-            f"Load: wrk, {report['connections']} connections, {report['duration_s']} s after "
-            f"{report['warmup_s']} s warm-up; rate limits raised; request validation and auth on"
+            f"Load: wrk, {report['connections']} connections; servers take turns, {report['rounds']} rounds of "
+            f"{report['duration_s']} s after a {report['warmup_s']} s warm-up; medians of the rounds; "
+            "rate limits raised; request validation and auth on"
         )
         out.append(
             f"{'scenario':32} {'ours rps':>9} {'p50':>7} {'p99':>7} "
@@ -597,7 +662,9 @@ def table(report: dict[str, Any]) -> str:
         )
         for row in report["load"]:
             o, p = row["ours"], row.get("prism")
-            prism_cols = f"{p['rps']:>10} {p['p50_ms']:>7} {p['p99_ms']:>7} {row['ratio']:>6}" if p else f"{'-':>10}"
+            prism_cols = f"{'-':>10}"
+            if p:
+                prism_cols = f"{p['rps']:>10} {p['p50_ms']:>7} {p['p99_ms']:>7} {_cell(row.get('ratio')):>6}"
             out.append(f"{row['scenario']:32} {o['rps']:>9} {o['p50_ms']:>7} {o['p99_ms']:>7} {prism_cols}")
             for who in ("ours", "ours_computed", "prism"):
                 if row.get(who) and (
@@ -616,7 +683,7 @@ def table(report: dict[str, Any]) -> str:
                 o = row["ours_computed"]
                 out.append(
                     f"{row['scenario']:32} {o['rps']:>9} {o['p50_ms']:>7} {o['p99_ms']:>7} "
-                    f"{row.get('ratio_computed', '-'):>6}"
+                    f"{_cell(row.get('ratio_computed')):>6}"
                 )
         out.append("")
     if report.get("inprocess"):
@@ -671,8 +738,9 @@ def main() -> int:
     parser.add_argument(
         "--only", action="append", choices=["load", "inprocess", "startup", "sizes", "replicas", "conformance"]
     )
-    parser.add_argument("--quick", action="store_true", help="5 s runs, sizes up to 10,000")
-    parser.add_argument("--duration", type=int, default=15, help="seconds per measured load run")
+    parser.add_argument("--quick", action="store_true", help="one 5 s load round, sizes up to 10,000")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per measured load round")
+    parser.add_argument("--rounds", type=int, default=3, help="load rounds per server and scenario (taking turns)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--samples", type=int, default=300, help="sequential requests per list-latency point")
@@ -682,7 +750,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="JSON file (default: bench/results/<time>.json)")
     args = parser.parse_args()
     if args.quick:
-        args.duration, args.warmup, args.samples = 5, 2, 100
+        args.duration, args.warmup, args.samples, args.rounds = 5, 2, 100, 1
         args.sizes = [n for n in args.sizes if n <= 10_000]
     parts = args.only or ["load", "inprocess", "startup", "sizes", "replicas", "conformance"]
     report: dict[str, Any] = {
@@ -693,6 +761,8 @@ def main() -> int:
         ).stdout.strip(),
         "connections": args.connections,
         "duration_s": args.duration,
+        "rounds": args.rounds,
+        "cpu_steadiness": cpu_steadiness(),
         "warmup_s": args.warmup,
         "notes": [],
     }

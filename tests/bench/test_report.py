@@ -1,0 +1,83 @@
+"""The benchmark's arithmetic and table: what a reader of `bench/run.py`'s output relies on."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bench() -> Any:
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_run"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def wrk_round(rps: float, p50: float = 5.0, p99: float = 20.0, non_2xx: int = 0) -> dict[str, Any]:
+    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "requests": int(rps * 5), "non_2xx": non_2xx, "socket_errors": 0}
+
+
+def test_summary_takes_medians_of_rounds_and_sums_counts(bench: Any) -> None:
+    rounds = [wrk_round(1000, 4, 30, non_2xx=2), wrk_round(3000, 6, 90), wrk_round(2000, 5, 10)]
+    summary = bench.summarise(rounds, first_status=201)
+    assert (summary["rps"], summary["p50_ms"], summary["p99_ms"]) == (2000, 5, 30)
+    assert summary["requests"] == 30_000
+    assert summary["non_2xx"] == 2
+    assert summary["first_status"] == 201
+    assert summary["rounds"] == rounds
+
+
+def test_ratio_pairs_rounds_taken_side_by_side(bench: Any) -> None:
+    # The machine halved its speed in round 2 and stalled in round 3: per round the ratios are 2, 2 and 1, so the
+    # answer is 2; the ratio of the two medians (3000 / 2000) would mix rounds taken at different speeds.
+    ours = [wrk_round(4000), wrk_round(2000), wrk_round(3000)]
+    prism = [wrk_round(2000), wrk_round(1000), wrk_round(3000)]
+    assert bench.ratio_of_rounds(ours, prism) == 2.0
+    # A peer that served nothing in a round gives no ratio for that round, and none at all if it never did.
+    assert bench.ratio_of_rounds([wrk_round(10), wrk_round(30)], [wrk_round(0), wrk_round(10)]) == 3.0
+    assert bench.ratio_of_rounds([wrk_round(10)], [wrk_round(0)]) is None
+
+
+def test_table_shows_medians_ratios_and_flags_failed_answers(bench: Any) -> None:
+    ours = bench.summarise([wrk_round(8000, 3.5, 19.5)], 200)
+    computed = bench.summarise([wrk_round(2000, 15.0, 40.0)], 200)
+    prism = bench.summarise([wrk_round(0, 0, 0, non_2xx=7)], 404)
+    report = {
+        "when": "2026-11-30T00:00:00Z",
+        "machine": "x86_64, 2 cores",
+        "commit": "abc1234",
+        "cpu_steadiness": {"min_ms": 10.0, "median_ms": 11.0, "max_ms": 21.0},
+        "connections": 32,
+        "rounds": 1,
+        "duration_s": 5,
+        "warmup_s": 3,
+        "notes": ["wrk is here"],
+        "load": [
+            {
+                "scenario": "vms list",
+                "kind": "read",
+                "ours": ours,
+                "ours_computed": computed,
+                "prism": prism,
+                "ratio": None,
+                "ratio_computed": None,
+            },
+            {"scenario": "vms create", "kind": "write", "ours": ours},
+        ],
+    }
+    text = bench.table(report)
+    assert "a fixed loop took 10.0 to 21.0 ms" in text
+    assert "1 rounds of 5 s after a 3 s warm-up" in text
+    list_line = next(line for line in text.splitlines() if line.startswith("vms list"))
+    assert list_line.split()[2:5] == ["8000", "3.5", "19.5"] and list_line.split()[-1] == "-"
+    assert "! prism: first answer 404, non-2xx 7" in text
+    assert "note: wrk is here" in text
