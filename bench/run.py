@@ -372,7 +372,10 @@ def bench_inprocess(args: argparse.Namespace, work: Path, report: dict[str, Any]
     """The load scenarios with no server and no load generator: the app's own cost, microseconds per request
     (best of five rounds, which filters out a noisy machine better than the mean)."""
     import asyncio
+    import warnings
 
+    # Connexion imports Starlette's test client, which warns about httpx; `mockserver run` hides it the same way.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from mockserver.app import create_app
     from mockserver.runtime import Settings
 
