@@ -4,6 +4,7 @@ so each vendor can name the field in its own error body."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import typing as t
@@ -219,20 +220,17 @@ class CompiledParameterValidator(ParameterValidator):
         violations: list[Violation] = []
         for location, params in self._compiled.items():
             # Only the locations this operation declares are parsed (query and cookies cost a parse each).
+            lookup: t.Callable[[t.Any], t.Any]
             if location == "query":
-                values: t.Any = request.query_params if query is None else query
+                lookup = (request.query_params if query is None else query).get
             elif location == "path":
-                values = request.path_params
+                lookup = request.path_params.get
             elif location == "header":
-                # first-wins, as Starlette's Headers.get
-                values = {}
-                for header, raw in request.scope["headers"]:
-                    if header not in values:
-                        values[header] = raw.decode("latin-1")
+                lookup = functools.partial(first_header, request.scope["headers"])
             else:
-                values = request.cookies
+                lookup = request.cookies.get
             for name, key, required, nullable, quick, validator in params:
-                value = values.get(key)
+                value = lookup(key)
                 if value is None:
                     if required:
                         violations.append(

@@ -303,7 +303,7 @@ class MemoryStore:
         new = _rec(actual + 1, encoded, entries)
         if self._undo is not None:
             self._undo.append(("rec", kind, key, old))
-        self._replace(kind, key, old, new)
+        self._replace(kind, key, old, new, entries)
         return actual + 1
 
     def delete(self, kind: str, key: str, *, expected_version: int | None = None) -> bool:
@@ -316,7 +316,7 @@ class MemoryStore:
             return False
         if self._undo is not None:
             self._undo.append(("rec", kind, key, old))
-        self._replace(kind, key, old, None)
+        self._replace(kind, key, old, None, {})
         return True
 
     def next_id(self, sequence: str, start: int = 1) -> int:
@@ -370,11 +370,13 @@ class MemoryStore:
         self._kinds, self._parts, self._seqs = kinds, parts, seqs
         self._revision += 1
 
-    def _replace(self, kind: str, key: str, old: _Rec | None, new: _Rec | None) -> None:
-        """Move one record from state ``old`` to ``new`` (None: absent), touching only changed entries."""
+    def _replace(
+        self, kind: str, key: str, old: _Rec | None, new: _Rec | None, new_index: Mapping[str, tuple[str, int]]
+    ) -> None:
+        """Move one record from state ``old`` to ``new`` (None: absent; ``new_index``: its index entries, which
+        the caller has at hand), touching only changed entries."""
         self._revision += 1
         old_index = {} if old is None else _index(old)
-        new_index = {} if new is None else _index(new)
         for name, (part, sort) in old_index.items():
             if new_index.get(name) != (part, sort):
                 entries = self._parts[name, part]
@@ -406,7 +408,9 @@ class MemoryStore:
             entry = log.pop()
             if entry[0] == "rec":
                 _, kind, key, before = entry
-                self._replace(kind, key, self._kinds.get(kind, {}).get(key), before)
+                self._replace(
+                    kind, key, self._kinds.get(kind, {}).get(key), before, {} if before is None else _index(before)
+                )
             elif entry[0] == "seq":
                 _, name, before = entry
                 if before is None:
