@@ -57,6 +57,7 @@ def test_table_shows_medians_ratios_and_flags_failed_answers(bench: Any) -> None
         "commit": "abc1234",
         "cpu_steadiness": {"min_ms": 10.0, "median_ms": 11.0, "max_ms": 21.0},
         "connections": 32,
+        "wrk_threads": 1,
         "rounds": 1,
         "duration_s": 5,
         "warmup_s": 3,
@@ -76,6 +77,7 @@ def test_table_shows_medians_ratios_and_flags_failed_answers(bench: Any) -> None
     }
     text = bench.table(report)
     assert "a fixed loop took 10.0 to 21.0 ms" in text
+    assert "32 connections, 1 wrk thread(s)" in text
     assert "1 rounds of 5 s after a 3 s warm-up" in text
     list_line = next(line for line in text.splitlines() if line.startswith("vms list"))
     assert list_line.split()[2:5] == ["8000", "3.5", "19.5"] and list_line.split()[-1] == "-"
