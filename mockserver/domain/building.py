@@ -547,7 +547,7 @@ class Building:
     # ------------------------------------------------------------------ access codes
 
     def _digits_taken(self, intercom_id: int, digits: str) -> bool:
-        return self.store.get(K.CODE_BY_DIGITS, f"{intercom_id}:{digits}") is not None
+        return self.store.exists(K.CODE_BY_DIGITS, f"{intercom_id}:{digits}")
 
     def _generate_digits(self, intercom_id: int) -> str:
         # As VMS does: random digits of the configured length; a crowded keypad gets longer codes.
@@ -965,7 +965,7 @@ class Building:
             if customer.qr_content is not None:
                 self.store.delete(K.QR, customer.qr_content)
             content = f"{self._rng.randrange(10**17):019d}"
-            while self.store.get(K.QR, content) is not None:
+            while self.store.exists(K.QR, content):
                 content = f"{self._rng.randrange(10**17):019d}"
             customer.qr_content = content
             customer.qr_expires_at = int(now) + self.rules.qr_validity_seconds

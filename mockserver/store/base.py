@@ -60,6 +60,9 @@ class Store(Protocol):
     def get(self, kind: str, key: str) -> Record | None:
         """The record, or None."""
 
+    def exists(self, kind: str, key: str) -> bool:
+        """Whether the record is there, without reading it (a random probe for a free code asks this often)."""
+
     def put(
         self,
         kind: str,

@@ -223,6 +223,10 @@ class MemoryStore:
         rec = self._kinds.get(kind, {}).get(key)
         return None if rec is None else _record(kind, key, rec)
 
+    def exists(self, kind: str, key: str) -> bool:
+        """Whether the record is there, without decoding it."""
+        return key in self._kinds.get(kind, ())
+
     def page(
         self,
         index: str,

@@ -105,6 +105,10 @@ class RedisStore:
         value = self._redis.hget(self._kind_key(kind), key)
         return None if value is None else _record(kind, key, value)
 
+    def exists(self, kind: str, key: str) -> bool:
+        """Whether the record is there, without fetching it."""
+        return bool(self._redis.hexists(self._kind_key(kind), key))
+
     def get_many(self, kind: str, keys: list[str]) -> list[Record | None]:
         """Several records of one kind in one round trip (beyond the `Store` protocol; callers check for it)."""
         values = self._redis.hmget(self._kind_key(kind), keys)

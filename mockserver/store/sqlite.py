@@ -57,6 +57,7 @@ _SCHEMA = (
 )
 
 _SELECT_RECORD = "SELECT version, data, idx FROM records WHERE kind = ? AND key = ?"
+_SELECT_EXISTS = "SELECT 1 FROM records WHERE kind = ? AND key = ?"
 _SELECT_OLD = "SELECT version, idx FROM records WHERE kind = ? AND key = ?"
 _UPSERT_RECORD = (
     "INSERT INTO records (kind, key, version, data, idx) VALUES (?, ?, ?, ?, ?)"
@@ -179,6 +180,10 @@ class SqliteStore:
         """The record, or None."""
         row = self._conn.execute(_SELECT_RECORD, (kind, key)).fetchone()
         return None if row is None else _record(kind, key, *row)
+
+    def exists(self, kind: str, key: str) -> bool:
+        """Whether the record is there, answered from the primary key alone."""
+        return self._conn.execute(_SELECT_EXISTS, (kind, key)).fetchone() is not None
 
     def page(
         self,

@@ -108,6 +108,20 @@ def test_put_then_get(store: Store) -> None:
     assert store.get("door", "d1") == Record("door", "d1", 1, data, {"by_site": ("s1", 5)})
 
 
+def test_exists_follows_puts_deletes_and_rollbacks(store: Store) -> None:
+    assert store.exists("door", "d1") is False
+    store.put("door", "d1", {"name": "Front"})
+    assert store.exists("door", "d1") is True
+    assert store.exists("member", "d1") is False  # kinds are separate
+    with pytest.raises(Boom), store.transaction():
+        store.put("door", "d2", {})
+        assert store.exists("door", "d2") is True  # a transaction sees its own writes
+        raise Boom
+    assert store.exists("door", "d2") is False
+    store.delete("door", "d1")
+    assert store.exists("door", "d1") is False
+
+
 def test_kinds_are_separate(store: Store) -> None:
     store.put("door", "x", {"a": 1})
     store.put("member", "x", {"b": 2})
@@ -765,6 +779,8 @@ class StoreMachine(RuleBasedStateMachine):
         for kind in ("door", "member"):
             expected = [Record(kind, key, *v) for (k, key), v in sorted(self.model.items()) if k == kind]
             assert list(self.store.scan(kind)) == expected
+            for key in ("a", "b", "c", "d"):
+                assert self.store.exists(kind, key) == ((kind, key) in self.model)
         for index, partition in PARTITIONS:
             expected_count = sum(1 for _, _, idx in self.model.values() if idx.get(index, (None,))[0] == partition)
             assert self.store.count(index, partition) == expected_count
