@@ -92,13 +92,43 @@ class JournalEntry:
         }
 
 
+#: a kept entry: JournalEntry's fields in order, header lists as tuples
+_Row = tuple[Any, ...]
+
+
+def _row(entry: JournalEntry) -> _Row:
+    """An entry as a plain tuple of bytes, str, numbers and tuples. The cyclic collector stops tracking such a
+    tuple at its first collections; an entry object and its header lists would stay tracked, be promoted (an
+    entry lives about a thousand requests) and make every full collection walk the whole journal."""
+    return (
+        entry.id,
+        entry.at,
+        entry.method,
+        entry.path,
+        entry.query,
+        entry.status,
+        entry.duration_ms,
+        entry.operation_id,
+        tuple(entry.request_headers),
+        entry.request_body,
+        tuple(entry.response_headers),
+        entry.response_body,
+    )
+
+
+def _entry(row: _Row) -> JournalEntry:
+    fields = list(row)
+    fields[8], fields[10] = list(row[8]), list(row[10])
+    return JournalEntry(*fields)
+
+
 class Journal:
     """Thread-safe ring buffer; ``size`` 0 switches recording off."""
 
     def __init__(self, size: int = 1000) -> None:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._entries: collections.deque[JournalEntry] = collections.deque(maxlen=max(size, 1))
+        self._entries: collections.deque[_Row] = collections.deque(maxlen=max(size, 1))
         self.size = size
 
     def resize(self, size: int) -> None:
@@ -112,8 +142,9 @@ class Journal:
     def add(self, entry: JournalEntry) -> None:
         if self.size <= 0:
             return
+        row = _row(entry)
         with self._lock:
-            self._entries.append(entry)
+            self._entries.append(row)
 
     def clear(self) -> None:
         with self._lock:
@@ -144,4 +175,5 @@ class Journal:
     def _all(self) -> list[JournalEntry]:
         """Every kept entry, oldest first."""
         with self._lock:
-            return list(self._entries)
+            rows = list(self._entries)
+        return [_entry(row) for row in rows]

@@ -278,14 +278,16 @@ class FastOperation:
             self.validation.validate_mime_type(mime_type)
             _remember(self._accepted_types, mime_type, True)
         parsed: t.Any = NOT_PARSED
+        #: the receive that replays the body the validator read, for a handler that reads it again
+        replay: Receive | None = None
         if self.body_schema(mime_type):
             validator = self._body_validator(mime_type, encoding)
             if validator is not None:
-                receive, scope = await validator.wrap_receive(receive, scope=scope)
-                parsed = scope.pop(PARSED_BODY, NOT_PARSED)
-                resolved = request.path_params
-                request = _Request(scope, receive, uri_parser=self.uri_parser)
-                request._path_params = resolved  # the scope's path is the same; no need to resolve it again
+                replay, validated_scope = await validator.wrap_receive(receive, scope=scope)
+                parsed = validated_scope.pop(PARSED_BODY, NOT_PARSED)
+                if validated_scope is not scope:
+                    request = self._replaying(request, validated_scope, replay)
+                    scope, replay = validated_scope, None
 
         # Everything above (who asks, limits, faults, validation) is decided anew on every request; a kept answer
         # replaces only the handler and the rendering.
@@ -308,6 +310,8 @@ class FastOperation:
                 # What `get_body` would answer: the validator parsed the same bytes with json.loads.
                 body = parsed
             else:
+                if replay is not None:
+                    request = self._replaying(request, scope, replay)
                 body = await request.get_body()
         # The media type only matters for a request body.
         mimetype = ""
@@ -327,6 +331,14 @@ class FastOperation:
         if cache is not None and started is not None and context.fresh_until is not None:
             cache.put(key, response, context.fresh_until, started)
         return response
+
+    def _replaying(self, request: _Request, scope: Scope, receive: Receive) -> _Request:
+        """The request again, reading its body from ``receive``. Only a handler that reads the body needs it (the
+        handlers here read their JSON body as the validator parsed it), so it is made only then."""
+        resolved = request.path_params
+        again = _Request(scope, receive, uri_parser=self.uri_parser)
+        again._path_params = resolved  # the scope's path is the same; no need to resolve it again
+        return again
 
     async def _authenticate(self, request: ConnexionRequest) -> None:
         """Connexion's `verify_security`: the first requirement that yields token info wins; otherwise the most

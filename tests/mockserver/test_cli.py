@@ -70,6 +70,18 @@ def test_run_prints_urls_docs_and_demo_credentials() -> None:
         assert "openapi" in httpx.get(f"{base}/vms/openapi.json").json()
 
 
+def test_the_event_loop_is_asyncio_unless_uvloop_is_asked_for() -> None:
+    # The line comes from the running server, naming the loop it runs on.
+    for args, loop in (((), "asyncio"), (("--loop", "uvloop"), "uvloop")):
+        with serving(*args) as (port, banner):
+            assert f"Listening on http://127.0.0.1:{port} ({loop} event loop;" in banner
+            answer = httpx.get(
+                f"http://127.0.0.1:{port}/vms/api/v1/intercom/codes",
+                headers={"Authorization": "Bearer demo-vms-alice", "X-Client": "web", "X-UUID": "t"},
+            )
+            assert answer.status_code == 200 and answer.json()["meta"]["current_page"] == 1
+
+
 def test_api_subset_serves_only_what_was_asked() -> None:
     with serving("--api", "seam") as (port, banner):
         base = f"http://127.0.0.1:{port}"
