@@ -90,7 +90,14 @@ def process(
                 proc.wait()
 
 
-def ours(port: int, *, fixtures: Path | None = None, state: Path | None = None, read_cache: bool = True) -> list[str]:
+def ours(
+    port: int,
+    *,
+    fixtures: Path | None = None,
+    state: Path | None = None,
+    read_cache: bool = True,
+    loop: str = "asyncio",
+) -> list[str]:
     args = [sys.executable, "-m", "mockserver", "run", "--port", str(port), "--seed", "0"]
     args += ["--magicline-rate-limit", RAISED_LIMIT, "--wsurl-rate-limit", RAISED_LIMIT]
     if fixtures:
@@ -99,7 +106,7 @@ def ours(port: int, *, fixtures: Path | None = None, state: Path | None = None, 
         args += ["--state", str(state)]
     if not read_cache:
         args.append("--no-read-cache")
-    return args
+    return [*args, "--loop", loop]
 
 
 def prism(port: int, contract: str) -> list[str]:
@@ -132,9 +139,9 @@ done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
     "BENCH {\\"requests\\":%d,\\"duration_us\\":%d,\\"non2xx\\":%d,\\"socket_errors\\":%d," ..
-    "\\"p50_us\\":%d,\\"p99_us\\":%d}\\n",
+    "\\"p50_us\\":%d,\\"p99_us\\":%d,\\"p999_us\\":%d,\\"max_us\\":%d}\\n",
     summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
-    latency:percentile(50), latency:percentile(99)))
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9), latency.max))
 end
 """
 
@@ -184,6 +191,8 @@ def wrk_many(urls: list[str], script: str, *, seconds: int, connections: int, th
         "rps": round(sum(raw["requests"] / (raw["duration_us"] / 1e6) for raw in raws), 1),
         "p50_ms": round(max(raw["p50_us"] for raw in raws) / 1000, 2),
         "p99_ms": round(max(raw["p99_us"] for raw in raws) / 1000, 2),
+        "p999_ms": round(max(raw["p999_us"] for raw in raws) / 1000, 2),
+        "max_ms": round(max(raw["max_us"] for raw in raws) / 1000, 2),
         "requests": sum(raw["requests"] for raw in raws),
         "non_2xx": sum(raw["non2xx"] for raw in raws),
         "socket_errors": sum(raw["socket_errors"] for raw in raws),
@@ -243,6 +252,8 @@ def summarise(rounds: list[dict[str, Any]], first_status: int) -> dict[str, Any]
         "rps": round(statistics.median(r["rps"] for r in rounds), 1),
         "p50_ms": round(statistics.median(r["p50_ms"] for r in rounds), 2),
         "p99_ms": round(statistics.median(r["p99_ms"] for r in rounds), 2),
+        "p999_ms": round(statistics.median(r["p999_ms"] for r in rounds), 2),
+        "max_ms": round(max(r["max_ms"] for r in rounds), 2),
         "requests": sum(r["requests"] for r in rounds),
         "non_2xx": sum(r["non_2xx"] for r in rounds),
         "socket_errors": sum(r["socket_errors"] for r in rounds),
@@ -269,11 +280,14 @@ def bench_load(args: argparse.Namespace, work: Path, report: dict[str, Any]) -> 
     rows = report["load"] = []
     with contextlib.ExitStack() as servers:
         bases: dict[str, dict[str, str]] = {}
-        for who, read_cache in (("ours", True), ("ours_computed", False)):
+        for who, read_cache, loop in (
+            ("ours", True, "asyncio"),
+            ("ours_computed", False, "asyncio"),
+            ("ours_uvloop", True, "uvloop"),
+        ):
             port = free_port()
-            servers.enter_context(
-                process(ours(port, fixtures=fixtures, read_cache=read_cache), f"http://127.0.0.1:{port}/seam/health")
-            )
+            command = ours(port, fixtures=fixtures, read_cache=read_cache, loop=loop)
+            servers.enter_context(process(command, f"http://127.0.0.1:{port}/seam/health"))
             bases[who] = {api: f"http://127.0.0.1:{port}/{api}" for api in PRISM_READY}
         if prism_available(report):
             bases["prism"] = {}
@@ -674,16 +688,20 @@ def table(report: dict[str, Any]) -> str:
             "rate limits raised; request validation and auth on"
         )
         out.append(
-            f"{'scenario':32} {'ours rps':>9} {'p50':>7} {'p99':>7} "
-            f"{'prism rps':>10} {'p50':>7} {'p99':>7} {'ratio':>6}"
+            f"{'scenario':32} {'ours rps':>9} {'p50':>7} {'p99':>7} {'p99.9':>7} "
+            f"{'prism rps':>10} {'p50':>7} {'p99':>7} {'p99.9':>7} {'ratio':>6}"
         )
         for row in report["load"]:
             o, p = row["ours"], row.get("prism")
             prism_cols = f"{'-':>10}"
             if p:
-                prism_cols = f"{p['rps']:>10} {p['p50_ms']:>7} {p['p99_ms']:>7} {_cell(row.get('ratio')):>6}"
-            out.append(f"{row['scenario']:32} {o['rps']:>9} {o['p50_ms']:>7} {o['p99_ms']:>7} {prism_cols}")
-            for who in ("ours", "ours_computed", "prism"):
+                prism_cols = (
+                    f"{p['rps']:>10} {p['p50_ms']:>7} {p['p99_ms']:>7} {p['p999_ms']:>7} {_cell(row.get('ratio')):>6}"
+                )
+            out.append(
+                f"{row['scenario']:32} {o['rps']:>9} {o['p50_ms']:>7} {o['p99_ms']:>7} {o['p999_ms']:>7} {prism_cols}"
+            )
+            for who in ("ours", "ours_computed", "ours_uvloop", "prism"):
                 if row.get(who) and (
                     row[who]["non_2xx"] or row[who]["socket_errors"] or row[who]["first_status"] >= 300
                 ):
@@ -701,6 +719,17 @@ def table(report: dict[str, Any]) -> str:
                 out.append(
                     f"{row['scenario']:32} {o['rps']:>9} {o['p50_ms']:>7} {o['p99_ms']:>7} "
                     f"{_cell(row.get('ratio_computed')):>6}"
+                )
+        on_uvloop = [row for row in report["load"] if "ours_uvloop" in row]
+        if on_uvloop:
+            out.append("")
+            out.append("The same load on a mock started with --loop uvloop (max: the slowest answer of all rounds)")
+            out.append(f"{'scenario':32} {'ours rps':>9} {'p50':>7} {'p99':>7} {'p99.9':>7} {'max':>7}")
+            for row in on_uvloop:
+                o = row["ours_uvloop"]
+                out.append(
+                    f"{row['scenario']:32} {o['rps']:>9} {o['p50_ms']:>7} {o['p99_ms']:>7} {o['p999_ms']:>7} "
+                    f"{o['max_ms']:>7}"
                 )
         out.append("")
     if report.get("inprocess"):

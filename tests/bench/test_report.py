@@ -22,14 +22,31 @@ def bench() -> Any:
     return module
 
 
-def wrk_round(rps: float, p50: float = 5.0, p99: float = 20.0, non_2xx: int = 0) -> dict[str, Any]:
-    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "requests": int(rps * 5), "non_2xx": non_2xx, "socket_errors": 0}
+def wrk_round(
+    rps: float, p50: float = 5.0, p99: float = 20.0, non_2xx: int = 0, p999: float = 30.0, slowest: float = 40.0
+) -> dict[str, Any]:
+    return {
+        "rps": rps,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "p999_ms": p999,
+        "max_ms": slowest,
+        "requests": int(rps * 5),
+        "non_2xx": non_2xx,
+        "socket_errors": 0,
+    }
 
 
 def test_summary_takes_medians_of_rounds_and_sums_counts(bench: Any) -> None:
-    rounds = [wrk_round(1000, 4, 30, non_2xx=2), wrk_round(3000, 6, 90), wrk_round(2000, 5, 10)]
+    rounds = [
+        wrk_round(1000, 4, 30, non_2xx=2, p999=50, slowest=70),
+        wrk_round(3000, 6, 90, p999=120, slowest=150),
+        wrk_round(2000, 5, 10, p999=15, slowest=20),
+    ]
     summary = bench.summarise(rounds, first_status=201)
     assert (summary["rps"], summary["p50_ms"], summary["p99_ms"]) == (2000, 5, 30)
+    # p99.9 is a median like the others; the slowest answer is the slowest of all rounds.
+    assert (summary["p999_ms"], summary["max_ms"]) == (50, 150)
     assert summary["requests"] == 30_000
     assert summary["non_2xx"] == 2
     assert summary["first_status"] == 201
@@ -48,7 +65,8 @@ def test_ratio_pairs_rounds_taken_side_by_side(bench: Any) -> None:
 
 
 def test_table_shows_medians_ratios_and_flags_failed_answers(bench: Any) -> None:
-    ours = bench.summarise([wrk_round(8000, 3.5, 19.5)], 200)
+    ours = bench.summarise([wrk_round(8000, 3.5, 19.5, p999=25.0)], 200)
+    on_uvloop = bench.summarise([wrk_round(8500, 3.4, 6.0, p999=41.5, slowest=152.3)], 200)
     computed = bench.summarise([wrk_round(2000, 15.0, 40.0)], 200)
     prism = bench.summarise([wrk_round(0, 0, 0, non_2xx=7)], 404)
     report = {
@@ -68,6 +86,7 @@ def test_table_shows_medians_ratios_and_flags_failed_answers(bench: Any) -> None
                 "kind": "read",
                 "ours": ours,
                 "ours_computed": computed,
+                "ours_uvloop": on_uvloop,
                 "prism": prism,
                 "ratio": None,
                 "ratio_computed": None,
@@ -80,6 +99,8 @@ def test_table_shows_medians_ratios_and_flags_failed_answers(bench: Any) -> None
     assert "32 connections, 1 wrk thread(s)" in text
     assert "1 rounds of 5 s after a 3 s warm-up" in text
     list_line = next(line for line in text.splitlines() if line.startswith("vms list"))
-    assert list_line.split()[2:5] == ["8000", "3.5", "19.5"] and list_line.split()[-1] == "-"
+    assert list_line.split()[2:6] == ["8000", "3.5", "19.5", "25.0"] and list_line.split()[-1] == "-"
+    uvloop_at = text.splitlines().index(next(line for line in text.splitlines() if "--loop uvloop" in line))
+    assert text.splitlines()[uvloop_at + 2].split()[2:] == ["8500", "3.4", "6.0", "41.5", "152.3"]
     assert "! prism: first answer 404, non-2xx 7" in text
     assert "note: wrk is here" in text
