@@ -173,13 +173,15 @@ def create_app(
     else:
         raise ValueError(f"unknown pipeline {pipeline!r}")
     app = AsyncApp(__name__, validator_map=VALIDATOR_MAP, validate_responses=validate_responses, middlewares=chain)
+    # Accepted credentials are kept with the read cache, on the same terms: until the store changes.
+    revision = (lambda: store.revision) if runtime.read_cache is not None else None
     for name in apis:
         vendor = VENDOR_CLASSES[name](runtime)
         runtime.vendors[name] = vendor
         if isinstance(vendor, MagiclineVendor):
-            securities = security_map(api_key=vendor.verify_api_key)
+            securities = security_map(api_key=vendor.verify_api_key, revision=revision)
         else:
-            securities = security_map(bearer=vendor.verify_bearer)  # type: ignore[attr-defined]
+            securities = security_map(bearer=vendor.verify_bearer, revision=revision)  # type: ignore[attr-defined]
         app.add_api(
             _contract(name),
             base_path=vendor.prefix,

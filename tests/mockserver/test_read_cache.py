@@ -35,6 +35,8 @@ SEAM = {"Authorization": "Bearer demo-seam-alice"}
 HOUSE = "3043fde0-3c6d-4913-981f-2607f05fe74e"
 BACK_DOOR = "1c33d4cf-e178-4c06-8a9a-aadd6dc5a804"
 HARBOUR = "7d9e2b41-6a3c-4f58-9e21-4c8b0a7f5d90"
+ALICE = "5f0c6f5e-3d59-4e7a-9b61-0f2e8f1a2b13"
+MISSION = 1238735970
 COMPARED_HEADERS = ("content-type", "content-length", "date", "retry-after")
 
 
@@ -275,6 +277,54 @@ def test_nothing_is_kept_without_a_revision_or_when_switched_off() -> None:
 
 
 # -- the store's revision ------------------------------------------------------------------------------------
+
+
+def test_a_kept_credential_verdict_ends_with_the_credential(mock: RunningMock) -> None:
+    control = mock.urls["control"]
+    with httpx.Client() as client:
+        seam = client.post(f"{control}/credentials/seam-tokens", json={"owner_id": ALICE}).json()["access_token"]
+        key = client.post(f"{control}/credentials/magicline-keys", json={"studio_id": MISSION}).json()["api_key"]
+        seam_list = f"{mock.urls['seam']}/access_codes"
+        customer = f"{mock.urls['magicline']}/v1/customers/1001"
+        for _ in range(2):  # the second is answered from the kept verdict
+            assert client.get(seam_list, params={"intercom_id": HOUSE}, headers=_bearer(seam)).status_code == 200
+            assert client.get(customer, headers={"X-API-KEY": key}).status_code == 200
+        assert client.post(f"{control}/reset").status_code == 204  # minted credentials are gone
+        refused = client.get(seam_list, params={"intercom_id": HOUSE}, headers=_bearer(seam))
+        assert (refused.status_code, refused.json()["error_id"]) == (401, "UNAUTHORIZED")
+        assert client.get(customer, headers={"X-API-KEY": key}).status_code == 401
+
+
+@pytest.mark.parametrize("read_cache", [True, False])
+def test_credentials_are_looked_up_again_only_after_a_write(read_cache: bool) -> None:
+    with start_mock(seed=0, read_cache=read_cache) as running, httpx.Client() as client:
+        building = running.runtime.building
+        lookups: list[str] = []
+        look_up = building.user_for_token
+
+        def counted(api: str, token: str) -> Any:
+            lookups.append(token)
+            return look_up(api, token)
+
+        building.user_for_token = counted  # type: ignore[method-assign]
+        seam_list = f"{running.urls['seam']}/access_codes"
+        for _ in range(3):
+            assert client.get(seam_list, params={"intercom_id": HOUSE}, headers=SEAM).status_code == 200
+        assert len(lookups) == (1 if read_cache else 3)
+        expiry = (running.clock.now() + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M")
+        created = client.post(
+            f"{running.urls['vms']}/api/v1/intercom/180/codes",
+            json={"title": "Courier", "expired_at": expiry},
+            headers=VMS,
+        )
+        assert created.status_code == 200
+        assert client.get(seam_list, params={"intercom_id": HOUSE}, headers=SEAM).status_code == 200
+        # The write is VMS's (its own token was looked up); Seam's token is looked up again after it.
+        assert lookups.count("demo-seam-alice") == (2 if read_cache else 4)
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture(params=["memory", "sqlite"])
