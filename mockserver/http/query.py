@@ -6,6 +6,9 @@ joining and splitting an array) and coercing it to the parameter's type. For an 
 parameters are all typed scalars and none is a deepObject, the expansion changes nothing and no array rule
 applies; `QueryResolver` does the rest with the same lookups and Connexion's own `coerce_type`.
 tests/mockserver/test_query.py compares the two on generated query strings.
+
+A resolution depends on the query string alone, and clients of a mock ask the same few again and again (a list's
+pages, one intercom's codes): each resolver keeps the answers to the first few it meets.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from urllib.parse import parse_qsl
 from connexion.exceptions import TypeValidationError
 from connexion.uri_parsing import AbstractURIParser
 from connexion.utils import coerce_type
+
+#: query strings each resolver keeps the answer to; they come from clients, so only the first ones are kept
+_KEPT = 64
 
 
 def query_lists(query_string: bytes) -> dict[str, list[str]]:
@@ -45,6 +51,7 @@ class QueryResolver:
 
     def __init__(self, uri_parser: AbstractURIParser) -> None:
         self.definitions: dict[str, dict[str, t.Any]] = dict(uri_parser.param_defns)
+        self._kept: dict[bytes, dict[str, t.Any]] = {}
 
     @classmethod
     def for_operation(cls, uri_parser: AbstractURIParser) -> QueryResolver | None:
@@ -58,6 +65,17 @@ class QueryResolver:
         return cls(uri_parser)
 
     def resolve(self, query_string: bytes) -> dict[str, t.Any]:
+        """Each name's value as Connexion resolves it: a new dict, which the caller may change."""
+        kept = self._kept.get(query_string)
+        if kept is not None:
+            return dict(kept)
+        resolved = self._resolve(query_string)
+        # Only answers of plain values are kept: a list (an unknown name's values) could be changed by the caller.
+        if len(self._kept) < _KEPT and not any(isinstance(value, list) for value in resolved.values()):
+            self._kept[query_string] = dict(resolved)
+        return resolved
+
+    def _resolve(self, query_string: bytes) -> dict[str, t.Any]:
         resolved: dict[str, t.Any] = {}
         definitions = self.definitions
         for name, values in query_lists(query_string).items():

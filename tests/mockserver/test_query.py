@@ -54,6 +54,11 @@ def test_resolver_agrees_with_connexion(name: str, operation: object) -> None:
         scope = {"type": "http", "method": "GET", "path": "/", "query_string": query, "headers": []}
         expected = ConnexionRequest(scope, uri_parser=operation.uri_parser).query_params  # type: ignore[attr-defined]
         assert operation.query.resolve(query) == expected  # type: ignore[attr-defined]
+        # Asked again (answered from what the resolver kept, if it kept it): the same, and a dict of its own.
+        again = operation.query.resolve(query)  # type: ignore[attr-defined]
+        assert again == expected
+        again["planted"] = 1
+        assert operation.query.resolve(query) == expected  # type: ignore[attr-defined]
         starlette = Request(scope).query_params
         assert query_lists(query) == {k: starlette.getlist(k) for k in starlette}
 
