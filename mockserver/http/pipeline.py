@@ -46,6 +46,7 @@ from .headers import first_header
 from .middleware import declared_of, limit_and_inject, token_info_of
 from .query import QueryResolver
 from .read_cache import Moment
+from .remember import remember
 from .validation import NOT_PARSED, PARSED_BODY
 
 if t.TYPE_CHECKING:
@@ -111,7 +112,7 @@ class _SchemaOnce:
     def body_schema(self, content_type: str | None = None) -> dict:
         schema = self._schemas.get(content_type)
         if schema is None:
-            schema = _remember(self._schemas, content_type, self._operation.body_schema(content_type))
+            schema = remember(self._schemas, content_type, self._operation.body_schema(content_type))
         return schema
 
     def __getattr__(self, name: str) -> t.Any:
@@ -248,7 +249,7 @@ class FastOperation:
                     strict_validation=self.validation.strict_validation,
                     uri_parser=self.uri_parser,
                 )
-            _remember(self._body_validators, key, validator or False)
+            remember(self._body_validators, key, validator or False)
         return validator or None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -276,7 +277,7 @@ class FastOperation:
         if mime_type not in self._accepted_types:
             # Connexion builds a media-type table on each call; its verdict depends on the type alone.
             self.validation.validate_mime_type(mime_type)
-            _remember(self._accepted_types, mime_type, True)
+            remember(self._accepted_types, mime_type, True)
         parsed: t.Any = NOT_PARSED
         #: the receive that replays the body the validator read, for a handler that reads it again
         replay: Receive | None = None
@@ -317,7 +318,7 @@ class FastOperation:
         mimetype = ""
         if self.operation.is_request_body_defined:
             # Connexion's own parse of the header, done once per distinct header
-            mimetype = self._mimetypes.get(content_type) or _remember(self._mimetypes, content_type, request.mimetype)
+            mimetype = self._mimetypes.get(content_type) or remember(self._mimetypes, content_type, request.mimetype)
         kwargs = self.build_arguments(request.path_params, query, body, mimetype)
         context = RequestContext(scope=scope, runtime=runtime, request=request)
         token = current.set(context)
@@ -412,19 +413,6 @@ class FastOperation:
             headers["Content-Type"] = content_type
         cls = JSONResponse if isinstance(payload, (dict, list)) else Response
         return cls(content=payload, status_code=status, media_type=content_type, headers=headers)
-
-
-#: media types and charsets come from clients: a fuzzer may send thousands, the contract names a few
-_REMEMBERED = 64
-
-V = t.TypeVar("V")
-
-
-def _remember(cache: dict, key: t.Hashable, value: V) -> V:
-    """Keep ``value`` while the cache is small; past that, work it out again on each request instead."""
-    if len(cache) < _REMEMBERED:
-        cache[key] = value
-    return value
 
 
 def _unpack(result: t.Any) -> tuple[t.Any, int | None, dict]:

@@ -8,7 +8,7 @@ applies; `QueryResolver` does the rest with the same lookups and Connexion's own
 tests/mockserver/test_query.py compares the two on generated query strings.
 
 A resolution depends on the query string alone, and clients of a mock ask the same few again and again (a list's
-pages, one intercom's codes): each resolver keeps the answers to the first few it meets.
+pages, one intercom's codes): each resolver keeps the answers to the first few it meets (`remember`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from connexion.exceptions import TypeValidationError
 from connexion.uri_parsing import AbstractURIParser
 from connexion.utils import coerce_type
 
-#: query strings each resolver keeps the answer to; they come from clients, so only the first ones are kept
-_KEPT = 64
+from .remember import remember
 
 
 def query_lists(query_string: bytes) -> dict[str, list[str]]:
@@ -71,8 +70,8 @@ class QueryResolver:
             return dict(kept)
         resolved = self._resolve(query_string)
         # Only answers of plain values are kept: a list (an unknown name's values) could be changed by the caller.
-        if len(self._kept) < _KEPT and not any(isinstance(value, list) for value in resolved.values()):
-            self._kept[query_string] = dict(resolved)
+        if not any(isinstance(value, list) for value in resolved.values()):
+            remember(self._kept, query_string, dict(resolved))
         return resolved
 
     def _resolve(self, query_string: bytes) -> dict[str, t.Any]:
