@@ -6,6 +6,7 @@ import copy
 import logging
 import pathlib
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.types import ASGIApp
 
+from .choices import Choices
 from .contracts import load_contract, match_path
 from .domain.building import Building, Rules
 from .domain.clock import ManualClock
@@ -101,19 +103,22 @@ def create_app(
     validate_responses: bool = False,
     pipeline: str = "compiled",
     read_cache: bool = True,
+    choices: Mapping[str, str] | None = None,
 ) -> MockApp:
     """Build a mock. State comes from ``store`` (or a SQLite file at ``state_path``, or memory); an empty store
     is filled from ``fixtures`` (the demo building by default), an existing one is used as it is. ``pipeline``
     "compiled" (the default) runs each operation through `mockserver.http.pipeline`; "connexion" uses Connexion's
     stock middleware chain, which decides the same, only slower (kept to prove that). ``read_cache`` lets the
     compiled pipeline serve a read's answer again while nothing it depends on has changed
-    (`mockserver.http.read_cache`)."""
+    (`mockserver.http.read_cache`). ``choices`` sets the mock's choices (`mockserver.choices`) over the fixtures'
+    `choices:`; a state that already exists keeps the ones it saved except those ``choices`` names."""
     unknown = set(apis) - set(VENDOR_APIS)
     if unknown:
         raise ValueError(f"unknown APIs {sorted(unknown)}; choose from {', '.join(VENDOR_APIS)}")
     # Connexion warns on every body of an operation that accepts several media types; ours do on purpose.
     logging.getLogger("connexion.operations.openapi3").setLevel(logging.ERROR)
     fixture_data = load_fixtures(fixtures)
+    given_choices = {**(fixture_data.get("choices") or {}), **(choices or {})}
     store = store if store is not None else open_store(str(state_path) if state_path else None)
     # Replicas sharing a store must not draw the same ids and codes from the same seed.
     shared = bool(getattr(store, "shared", False))
@@ -127,6 +132,7 @@ def create_app(
         public_url=public_url,
         control_token=control_token,
         seed=seed,
+        choices=Choices(given_choices),
     )
     with store.transaction():  # with a shared store, two replicas starting at once fill it once
         if building.is_empty():
@@ -135,6 +141,7 @@ def create_app(
             saved = building.meta("clock")
             if saved:
                 clock.restore(saved)
+            runtime.set_choices(Choices({**(building.meta("choices") or {}), **given_choices}))
         if shared:
             # Channel auth signed by one replica is checked by another: they share the Pusher secret.
             pusher = building.meta("pusher")
@@ -264,6 +271,8 @@ def _as_api_error(vendor: Any, request: ConnexionRequest, exc: Exception, operat
                 ),
                 operation_id,
             )
+        if vendor.runtime.choices.value("unsupported_method") == "not_found":
+            return vendor.not_found(request, f"The route {request.url.path} could not be found.")
         allowed = ", ".join(methods) or (getattr(exc, "headers", None) or {}).get("Allow", "")
         return vendor.method_not_allowed(request, allowed)
     if isinstance(exc, ProblemException | HTTPException) and status and 400 <= status < 500:

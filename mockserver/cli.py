@@ -23,6 +23,7 @@ import yaml
 warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
 
 from .app import VENDOR_APIS, create_app  # noqa: E402  (after the filter above)
+from .choices import CHOICES, PRESETS, Choices  # noqa: E402
 from .collector import ShortCollections  # noqa: E402
 from .control import credentials_json  # noqa: E402
 from .domain.clock import ManualClock  # noqa: E402
@@ -141,6 +142,20 @@ def main() -> None:
     "served the others (1 request in 1,000 took 17 to 123 ms); on asyncio's loop it took at most 15 ms.",
 )
 @click.option(
+    "--choice",
+    "choice_values",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Switch one of the mock's choices, a behaviour the vendors' documents leave open (repeatable; "
+    "`mockserver choices` lists them).",
+)
+@click.option(
+    "--choices",
+    "choice_preset",
+    type=click.Choice(sorted(PRESETS)),
+    help="Start from a preset of choices: `lenient` takes the most permissive value of each (--choice overrides).",
+)
+@click.option(
     "--log-level",
     default="warning",
     show_default=True,
@@ -163,6 +178,8 @@ def run(
     validate_responses: bool,
     read_cache: bool,
     loop: str,
+    choice_values: tuple[str, ...],
+    choice_preset: str | None,
     log_level: str,
 ) -> None:
     """Serve the three vendor APIs and the control API on one simulated building."""
@@ -176,6 +193,9 @@ def run(
         journal_size=journal_size,
     )
     try:
+        given = Choices.from_arguments(choice_values, choice_preset)
+        named = {text.partition("=")[0].strip() for text in choice_values}
+        choices = {name: value for name, value in given.to_dict().items() if choice_preset is not None or name in named}
         app = create_app(
             state_path=state_path,
             fixtures=fixtures,
@@ -187,6 +207,7 @@ def run(
             settings=settings,
             validate_responses=validate_responses,
             read_cache=read_cache,
+            choices=choices,
         )
     except (OSError, ValueError, RuntimeError, DomainError, yaml.YAMLError) as exc:
         raise click.ClickException(f"cannot start: {exc}") from exc
@@ -237,6 +258,26 @@ class _ClosingServer(uvicorn.Server):
 
 
 # ---------------------------------------------------------------------------------------------- device
+
+
+@main.command("choices")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: one object per choice.")
+def list_choices(as_json: bool) -> None:
+    """List the mock's choices: behaviours the vendors' documents leave open, with their values."""
+    if as_json:
+        click.echo(json.dumps([choice.as_json() for choice in CHOICES], indent=2))
+        return
+    rows = [("choice", "api", "values (default first)", "lenient")]
+    rows += [(c.name, c.api or "all", " | ".join(c.values), c.lenient) for c in CHOICES]
+    width = [max(len(row[i]) for row in rows) for i in range(4)]
+    for index, row in enumerate(rows):
+        click.echo("  ".join(cell.ljust(width[i]) for i, cell in enumerate(row)).rstrip())
+        if index:
+            click.echo(f"    {CHOICES[index - 1].reason}")
+    click.echo(
+        "\nSwitch with `mockserver run --choice NAME=VALUE` (or --choices lenient), the fixtures' `choices:`, "
+        "or PUT /_mock/choices."
+    )
 
 
 @main.group()

@@ -7,6 +7,7 @@ from typing import Any
 
 from connexion import NoContent
 
+from .choices import CHOICES, Choices
 from .contracts import declared_statuses, operations
 from .domain.errors import Invalid
 from .domain.model import Intercom
@@ -165,6 +166,26 @@ async def updateSettings(body: dict[str, Any]) -> tuple[dict[str, Any], int, dic
             setattr(runtime.settings, name, value)
     runtime.journal.resize(runtime.settings.journal_size)
     return runtime.settings.to_dict(), 200, JSON
+
+
+# ---------------------------------------------------------------------------------------------- choices
+
+
+def choices_json(choices: Choices) -> dict[str, Any]:
+    return {"choices": [{**item.as_json(), "value": choices.value(item.name)} for item in CHOICES]}
+
+
+async def getChoices() -> tuple[dict[str, Any], int, dict[str, str]]:
+    return choices_json(_runtime().choices), 200, JSON
+
+
+async def setChoices(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+    runtime = _runtime()
+    values = {str(name): value for name, value in (body.get("values") or {}).items()}
+    # ChoiceError is a ValueError: the control API answers it as a 400 problem, and nothing has changed.
+    choices = Choices.from_arguments(preset=body.get("preset") or "default").changed(values)
+    runtime.set_choices(choices)
+    return choices_json(choices), 200, JSON
 
 
 # ---------------------------------------------------------------------------------------------- clock

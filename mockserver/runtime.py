@@ -6,6 +6,7 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .choices import Choices
 from .domain.building import Building
 from .domain.clock import ManualClock
 from .http.faults import Faults
@@ -47,6 +48,7 @@ class Runtime:
         public_url: str | None = None,
         control_token: str | None = None,
         seed: int | None = None,
+        choices: Choices | None = None,
     ) -> None:
         self.building = building
         self.clock = clock
@@ -58,6 +60,9 @@ class Runtime:
         self.journal = Journal(self.settings.journal_size)
         self.faults = Faults(seed)
         self.limiter = FixedWindowLimiter()
+        #: the choices given at start (a reset goes back to them) and the ones in force now
+        self.start_choices = choices or Choices()
+        self.choices = self.start_choices
         self.vendors: dict[str, Vendor] = {}
         #: set by create_app when operations may be reached directly (see `mockserver.http.fast_routing`)
         self.fast_router: Any = None
@@ -95,6 +100,14 @@ class Runtime:
     def save_clock(self) -> None:
         self._seen["clock"] = self.building.save_meta("clock", self.clock.to_dict())
 
+    def set_choices(self, choices: Choices) -> None:
+        """Put ``choices`` in force; they are saved with the state (and reach the other replicas)."""
+        self.choices = choices
+        self._seen["choices"] = self.building.save_meta("choices", choices.to_dict())
+
+    def restore_choices(self, data: dict[str, Any]) -> None:
+        self.choices = Choices(data)
+
     # --- several replicas on one shared store
 
     def share(self, fanout: Any) -> None:
@@ -109,7 +122,7 @@ class Runtime:
 
     def sync_shared(self) -> None:
         """Before a request: take the clock and faults another replica changed since this one last looked."""
-        shared = (("clock", self.clock.restore), ("faults", self.faults.load))
+        shared = (("clock", self.clock.restore), ("faults", self.faults.load), ("choices", self.restore_choices))
         found = self.building.meta_versions([name for name, _ in shared])
         for (name, apply), (version, data) in zip(shared, found, strict=True):
             if data is not None and version != self._seen.get(name):
@@ -122,7 +135,7 @@ class Runtime:
         return self.fanout if self.fanout is not None else self.hub
 
     def reset(self) -> None:
-        """Back to the fixtures: state, clock, faults, journal and limits."""
+        """Back to the fixtures: state, clock, choices, faults, journal and limits."""
         self.building.clear()
         self.faults.clear()
         self.journal.clear()
@@ -133,15 +146,17 @@ class Runtime:
             from datetime import datetime
 
             self.clock.set(datetime.fromisoformat(str(start).replace("Z", "+00:00")))
-        self.building.load_fixtures({k: v for k, v in self.fixtures.items() if k != "clock"})
+        self.building.load_fixtures({k: v for k, v in self.fixtures.items() if k not in ("clock", "choices")})
         if self.shared:
             self.building.save_meta("pusher", {"secret": self.pusher_app_secret})
         self.save_clock()
+        self.set_choices(self.start_choices)
 
     def snapshot(self) -> dict[str, Any]:
         return {
             "format": SNAPSHOT_FORMAT,
             "clock": self.clock.to_dict(),
+            "choices": self.choices.to_dict(),
             "state": self.building.snapshot_records(),
         }
 
@@ -151,5 +166,7 @@ class Runtime:
         self.building.restore_records(snapshot["state"])
         if snapshot.get("clock"):
             self.clock.restore(snapshot["clock"])
+        if isinstance(snapshot.get("choices"), dict):
+            self.set_choices(Choices(snapshot["choices"]))
         self.save_clock()
         self.limiter.clear()

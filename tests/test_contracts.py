@@ -152,7 +152,7 @@ def test_seam_uses_documented_error_ids_and_marks_its_own_choices() -> None:
     assert unlock["content"]["application/json"]["example"]["error_id"] == "INTERCOM_DISCONNECTED"
     delete = operations("seam")["deleteAccessCode"][2]["responses"]["500"]
     assert delete["content"]["application/json"]["example"]["error_id"] == "ACCESS_CODE_REMOVAL_FAILED"
-    assert spec["components"]["responses"]["Unauthorized"]["x-mock-choice"] is True
+    assert spec["components"]["responses"]["Unauthorized"]["x-mock-choice"]["reason"]
     assert spec["components"]["schemas"]["AccessCode"]["properties"]["access_code_id"]["format"] == "uuid"
 
 

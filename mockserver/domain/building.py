@@ -573,11 +573,13 @@ class Building:
         owner_uuid: str | None = None,
         digits: str | None = None,
         origin: str | None = None,
+        allow_past: bool = False,
     ) -> AccessCode:
-        """Create a code on an intercom. It works on the keypad until `expired_at` and is gone 24 h later."""
+        """Create a code on an intercom. It works on the keypad until `expired_at` and is gone 24 h later; an
+        `expired_at` that has passed is refused unless ``allow_past`` (then the code is born expired)."""
         now = self._now_s()
         expires = int(_epoch(expired_at))
-        if expires <= now:
+        if expires <= now and not allow_past:
             raise Invalid("The expired at must be a date after now.", field="expired_at")
         if digits is None:
             digits = self._generate_digits(intercom.id)
@@ -632,10 +634,12 @@ class Building:
             self.store.delete(K.KEYPAD, f"{code.intercom_id}:{code.digits}")
 
     @_synchronized
-    def user_codes(self, user_id: int, *, page: int, per_page: int) -> tuple[list[tuple[AccessCode, Intercom]], int]:
-        """One page of the codes a VMS user created, newest first, with their intercoms; and the total."""
+    def user_codes(
+        self, user_id: int, *, page: int, per_page: int, newest_first: bool = True
+    ) -> tuple[list[tuple[AccessCode, Intercom]], int]:
+        """One page of the codes a VMS user created (newest or oldest first), with their intercoms; and the total."""
         result = self.store.page(
-            K.CODES_BY_USER, str(user_id), limit=per_page, offset=(page - 1) * per_page, reverse=True
+            K.CODES_BY_USER, str(user_id), limit=per_page, offset=(page - 1) * per_page, reverse=newest_first
         )
         intercoms: dict[int, Intercom] = {}
         items = []
@@ -648,12 +652,24 @@ class Building:
 
     @_synchronized
     def create_user_code(
-        self, user_id: int, intercom_id: int, *, title: str, expired_at: datetime, origin: str | None = None
+        self,
+        user_id: int,
+        intercom_id: int,
+        *,
+        title: str,
+        expired_at: datetime,
+        origin: str | None = None,
+        allow_past: bool = False,
     ) -> tuple[AccessCode, Intercom]:
         """A VMS user's new code on one of their intercoms, with the intercom (which a new code leaves as it was)."""
         intercom = self._owner_intercom(user_id, intercom_id=intercom_id)
         code = self._create_code(
-            intercom=intercom, title=title, expired_at=expired_at, created_by=user_id, origin=origin
+            intercom=intercom,
+            title=title,
+            expired_at=expired_at,
+            created_by=user_id,
+            origin=origin,
+            allow_past=allow_past,
         )
         return code, intercom
 
@@ -665,21 +681,27 @@ class Building:
         return code, self._intercom(code.intercom_id)
 
     @_synchronized
-    def delete_user_codes(self, user_id: int, ids: list[int], *, origin: str | None = None) -> list[int]:
-        """Delete codes a VMS user created. Any id that is not one of them refuses the whole request."""
-        unique = list(dict.fromkeys(ids))
-        codes = []
+    def delete_user_codes(
+        self, user_id: int, ids: list[int], *, origin: str | None = None, ignore_foreign: bool = False
+    ) -> list[int]:
+        """Delete codes a VMS user created; answers the ids deleted. An id that is not one of them refuses the
+        whole request, or with ``ignore_foreign`` is skipped."""
+        deleted = []
         for position, code_id in enumerate(ids):
             code = self._code(code_id)
             if code is None or code.created_by != user_id:
+                if ignore_foreign:
+                    continue
                 raise Invalid(f"The selected ids.{position} is invalid.", field=f"ids.{position}")
-        for code_id in unique:
+            if code_id not in deleted:
+                deleted.append(code_id)
+        for code_id in deleted:
             code = self._code(code_id)
             assert code is not None
-            codes.append(code)
             self._remove_code(code, revoked=True)
-        self._emit(CodesDeleted(at=self.now(), by_user={user_id: unique}, via="vms", origin=origin))
-        return unique
+        if deleted:
+            self._emit(CodesDeleted(at=self.now(), by_user={user_id: deleted}, via="vms", origin=origin))
+        return deleted
 
     @_synchronized
     def intercom_codes(self, intercom: Intercom) -> list[AccessCode]:

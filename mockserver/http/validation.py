@@ -4,6 +4,7 @@ so each vendor can name the field in its own error body."""
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
 import re
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 import orjson
 from connexion.datastructures import MediaTypeDict
+from connexion.exceptions import NonConformingResponseBody
 from connexion.json_schema import Draft4RequestValidator
 from connexion.lifecycle import ConnexionRequest
 from connexion.utils import is_null, is_nullable
@@ -26,10 +28,14 @@ from connexion.validators import (
 from jsonschema import Draft4Validator, ValidationError
 from starlette.types import Receive, Scope
 
+from ..choices import Choices
 from .errors import FieldError
 from .headers import first_header, header_key
 
 _FORMATS = Draft4Validator.FORMAT_CHECKER
+_DEFAULT_CHOICES = Choices()
+#: the scope of the request whose body is being parsed (Connexion validates the body without it)
+_parsing_scope: contextvars.ContextVar[t.Mapping[str, t.Any]] = contextvars.ContextVar("parsing_scope")
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,35 @@ class Violation:
     rule: str
     message: str
     constraint: t.Any = None
+    #: the mock choice that governs this rule here (`mockserver.choices`), when the contract marks one
+    choice: str | None = None
+
+
+def choice_marks(item: t.Mapping[str, t.Any]) -> dict[str, str]:
+    """keyword -> the choice that governs it, from a schema's or parameter's ``x-mock-choice`` marks."""
+    raw = item.get("x-mock-choice")
+    marks = raw if isinstance(raw, list) else [raw] if isinstance(raw, dict) else []
+    return {keyword: mark["choice"] for mark in marks if mark.get("choice") for keyword in mark.get("keywords", ())}
+
+
+def tolerated(error: ValidationError, choices: Choices) -> bool:
+    """Whether the current choices waive this schema error: its keyword is marked with a choice whose value is
+    not the default here, or (for oneOf/anyOf) some alternative fails only by such keywords."""
+    choice = choice_marks(error.schema).get(str(error.validator)) if isinstance(error.schema, dict) else None
+    if choice is not None:
+        return not choices.enforces(choice)
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        by_branch: dict[t.Any, list[ValidationError]] = {}
+        for sub in error.context:
+            by_branch.setdefault(sub.schema_path[0] if sub.schema_path else None, []).append(sub)
+        return any(all(tolerated(sub, choices) for sub in subs) for subs in by_branch.values())
+    return False
+
+
+def choices_of(scope: t.Mapping[str, t.Any]) -> Choices:
+    """The choices in force for a request (the running mock's, set on the scope by its middleware)."""
+    runtime = scope.get("state", {}).get("mock")
+    return runtime.choices if runtime is not None else _DEFAULT_CHOICES
 
 
 def _violation(location: str, error: ValidationError, prefix: str | None = None) -> Violation:
@@ -55,7 +90,11 @@ def _violation(location: str, error: ValidationError, prefix: str | None = None)
     return Violation(location, ".".join(path) or None, str(error.validator), error.message, error.validator_value)
 
 
-def raise_violations(violations: list[Violation]) -> None:
+def raise_violations(violations: list[Violation], scope: t.Mapping[str, t.Any] | None = None) -> None:
+    """Raise the violations as one `FieldError`, leaving out those the request's choices waive."""
+    if scope is not None and any(v.choice for v in violations):
+        choices = choices_of(scope)
+        violations = [v for v in violations if v.choice is None or choices.enforces(v.choice)]
     if violations:
         first = violations[0]
         error = FieldError(
@@ -97,6 +136,9 @@ def quick_check(schema: dict[str, t.Any]) -> t.Callable[[t.Any], bool] | None:
 
     It only ever accepts what the JSON Schema validator accepts; whatever it does not accept is handed to the
     full validator, which decides (and words the error). So it changes speed, never the verdict."""
+    if any(key.startswith("x-") for key in schema):
+        # Extensions (a mock-choice mark, say) validate nothing.
+        schema = {key: value for key, value in schema.items() if not key.startswith("x-")}
     all_of = schema.get("allOf")
     if all_of is not None:
         # `allOf: [one schema]` plus annotations, as a $ref with a description resolves to
@@ -192,7 +234,7 @@ class CompiledParameterValidator(ParameterValidator):
         security_query_params: t.Any = None,
     ) -> None:
         super().__init__(parameters, uri_parser, strict_validation, security_query_params)
-        self._compiled: dict[str, list[tuple[str, t.Any, bool, bool, t.Any, Draft4Validator]]] = {}
+        self._compiled: dict[str, list[tuple[str, t.Any, bool, bool, t.Any, Draft4Validator, dict[str, str]]]] = {}
         for location in ("path", "header", "query", "cookie"):
             for param in self.parameters.get(location, []):
                 schema = param.get("schema", param)
@@ -212,6 +254,7 @@ class CompiledParameterValidator(ParameterValidator):
                         is_nullable(param),
                         quick_check(schema),
                         Draft4Validator(schema, format_checker=_FORMATS),
+                        {**choice_marks(param), **choice_marks(schema)},
                     )
                 )
 
@@ -229,22 +272,29 @@ class CompiledParameterValidator(ParameterValidator):
                 lookup = functools.partial(first_header, request.scope["headers"])
             else:
                 lookup = request.cookies.get
-            for name, key, required, nullable, quick, validator in params:
+            for name, key, required, nullable, quick, validator, marks in params:
                 value = lookup(key)
                 if value is None:
                     if required:
                         violations.append(
-                            Violation(location, name, "required", f"Missing {location} parameter '{name}'")
+                            Violation(
+                                location,
+                                name,
+                                "required",
+                                f"Missing {location} parameter '{name}'",
+                                choice=marks.get("required"),
+                            )
                         )
                     continue
                 if (nullable and is_null(value)) or (quick is not None and quick(value)):
                     continue
                 for error in validator.iter_errors(value):
+                    rule = str(error.validator)
                     violations.append(
-                        Violation(location, name, str(error.validator), error.message, error.validator_value)
+                        Violation(location, name, rule, error.message, error.validator_value, marks.get(rule))
                     )
                     break
-        raise_violations(violations)
+        raise_violations(violations, request.scope)
 
 
 class _BodyMixin:
@@ -262,13 +312,16 @@ class _BodyMixin:
             self._quick = quick_check({k: v for k, v in self._schema.items() if k != "components"})
         return compiled
 
-    def _check(self, body: t.Any) -> None:
+    def _check(self, body: t.Any, scope: t.Mapping[str, t.Any] | None = None) -> None:
         if body is None and not self._nullable:
             raise_violations([Violation("body", None, "required", "Request body must not be empty")])
         validator = self._compiled()
         if self._quick is not None and self._quick(body):
             return
         errors = sorted(validator.iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path])
+        if errors and scope is not None:
+            choices = choices_of(scope)
+            errors = [error for error in errors if not tolerated(error, choices)]
         raise_violations([_violation("body", error) for error in errors])
 
 
@@ -293,13 +346,15 @@ class CompiledJSONBodyValidator(_BodyMixin, JSONRequestBodyValidator):
             more_body = message.get("more_body", False)
         body = self._decode(b"".join([message.get("body", b"") for message in messages]), scope)
         if not (body is None and self._nullable):
-            self._validate(body)
+            self._check(body, scope)
         return self._insert_messages(receive, messages=messages), scope
 
     async def _parse(self, stream: t.AsyncGenerator[bytes, None], scope: Scope) -> t.Any:
         return self._decode(b"".join([chunk async for chunk in stream]), scope)
 
     def _decode(self, raw: bytes, scope: Scope) -> t.Any:
+        # Connexion's own `wrap_receive` validates what `_parse` answers without handing on the scope.
+        _parsing_scope.set(scope)
         if not raw:
             return None
         try:
@@ -316,7 +371,7 @@ class CompiledJSONBodyValidator(_BodyMixin, JSONRequestBodyValidator):
         return body
 
     def _validate(self, body: t.Any) -> dict | None:
-        self._check(body)
+        self._check(body, _parsing_scope.get(None))
         return body
 
 
@@ -333,6 +388,7 @@ def _refuse_surrogates(body: t.Any) -> None:
 
 class CompiledFormValidator(_BodyMixin, FormDataValidator):
     async def _parse(self, stream: t.AsyncGenerator[bytes, None], scope: Scope) -> dict:
+        _parsing_scope.set(scope)
         try:
             return await super()._parse(stream, scope)
         except Exception as exc:  # a malformed form body is the client's fault, never a 500
@@ -342,8 +398,22 @@ class CompiledFormValidator(_BodyMixin, FormDataValidator):
     def _validate(self, body: t.Any) -> dict | None:
         if not isinstance(body, dict):
             raise_violations([Violation("body", None, "type", "The form body must be a mapping")])
-        self._check(body)
+        self._check(body, _parsing_scope.get(None))
         return body
+
+
+class ChoiceAwareJSONResponseBodyValidator(JSONResponseBodyValidator):
+    """Connexion's response check, leaving out what the mock's current choices make it answer on purpose (an
+    intercom's `created_at` in another form, say)."""
+
+    def _validate(self, body: t.Any) -> None:
+        choices = choices_of(self._scope)
+        for error in self.validator.iter_errors(body):
+            if not tolerated(error, choices):
+                path = "".join(f"[{part!r}]" for part in error.absolute_path)
+                raise NonConformingResponseBody(
+                    detail=f"Response body does not conform to specification. {error.message} at {path or 'body'}"
+                )
 
 
 VALIDATOR_MAP = {
@@ -357,7 +427,7 @@ VALIDATOR_MAP = {
     ),
     "response": MediaTypeDict(
         {
-            "*/*json": JSONResponseBodyValidator,
+            "*/*json": ChoiceAwareJSONResponseBodyValidator,
             "text/plain": TextResponseBodyValidator,
         }
     ),

@@ -58,3 +58,13 @@ def fresh_until(moment: float = math.inf) -> None:
     if served is not None:
         earlier = served.fresh_until
         served.fresh_until = moment if earlier is None else min(earlier, moment)
+
+
+def require_bearer(api: str) -> dict[str, Any]:
+    """Check the request's bearer token as ``api`` does, for an operation whose contract leaves its security to a
+    mock choice (and so to the handler); raises the vendor's 401."""
+    vendor = runtime().vendors[api]
+    scheme, _, token = (header("authorization") or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise vendor.unauthenticated(request())  # type: ignore[arg-type]
+    return vendor.verify_bearer(request(), token.strip(), {})  # type: ignore[attr-defined]

@@ -3,6 +3,7 @@ the caller's language, offset/sliceSize paging."""
 
 from __future__ import annotations
 
+import base64
 import functools
 from datetime import UTC, datetime
 from typing import Any
@@ -286,17 +287,39 @@ async def getCustomers(
     lastOffsetId: int | None = None,
     cardNumberFormat: str | None = None,
 ) -> tuple[dict[str, Any], int]:
-    after = int(offset) if offset is not None else lastOffsetId
-    customers, has_next = _context.runtime().building.customers(
-        _studio_id(), after=after, limit=sliceSize, status=customerStatus
-    )
-    next_offset = str(customers[-1].id) if customers else str(after or 0)
+    runtime = _context.runtime()
+    opaque = runtime.choices.value("magicline.offset") == "opaque"
+    after = lastOffsetId if offset is None else _read_cursor(offset) if opaque else int(offset)
+    customers, has_next = runtime.building.customers(_studio_id(), after=after, limit=sliceSize, status=customerStatus)
+    last = customers[-1].id if customers else (after or 0)
+    next_offset = _cursor(last) if opaque else str(last)
     _context.fresh_until()
     return {
         "result": [customer_json(c, cardNumberFormat) for c in customers],
         "offset": next_offset,
         "hasNext": has_next,
     }, 200
+
+
+#: what an opaque cursor holds before it is encoded (`magicline.offset=opaque`)
+_CURSOR_PREFIX = "after:"
+
+
+def _cursor(customer_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{customer_id}".encode()).decode().rstrip("=")
+
+
+def _read_cursor(text: str) -> int:
+    try:
+        decoded = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
+        if not decoded.startswith(_CURSOR_PREFIX):
+            raise ValueError(decoded)
+        value = int(decoded.removeprefix(_CURSOR_PREFIX))
+        if value < 0:
+            raise ValueError(decoded)
+        return value
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Invalid("offset is not a cursor this service gave out", field="offset") from exc
 
 
 async def getCustomerById(customerId: int, cardNumberFormat: str | None = None) -> tuple[dict[str, Any], int]:

@@ -59,6 +59,8 @@ class SeamVendor(Vendor):
 
     def domain_error(self, request: ConnexionRequest, error_: DomainError, operation_id: str | None) -> ApiError:
         if isinstance(error_, NotFound):
+            if self.runtime.choices.value("seam.foreign_status") == "forbidden":
+                return error(403, "FORBIDDEN", "The intercom or access code is not one of the owner's")
             if error_.field == "access_code_id":
                 return error(404, "ACCESS_CODE_NOT_FOUND", "Access code not found")
             return error(404, "INTERCOM_NOT_FOUND", "Intercom not found")
@@ -203,10 +205,30 @@ async def getIntercom(intercom_id: str) -> tuple[dict[str, Any], int]:
     return intercom_json(intercom), 200
 
 
+#: the longest unlock the mock takes when `seam.unlock_time` lifts the contract's bound (about 31 years)
+LONGEST_UNLOCK_MS = 10**12
+
+
+def _unlock_ms(value: Any, choice: str) -> int:
+    """The unlock time in milliseconds. Under the default choice the contract has already checked it; under the
+    others the rules are the choice's own (`mockserver.choices`)."""
+    text = str(value).strip() if isinstance(value, str) else value
+    if isinstance(text, str) and text.isascii() and text.isdigit():
+        text = int(text)
+    if isinstance(text, bool) or not isinstance(text, int) or text < 0:
+        raise error(400, "INVALID_INPUT", "unlock_time: must be a number of milliseconds")
+    if choice == "positive" and text == 0:
+        raise error(400, "INVALID_INPUT", "unlock_time: must be at least 1 millisecond")
+    if text > LONGEST_UNLOCK_MS:
+        raise error(400, "INVALID_INPUT", f"unlock_time: must be at most {LONGEST_UNLOCK_MS} milliseconds")
+    return text
+
+
 async def unlockIntercom(intercom_id: str, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    building = _context.runtime().building
-    intercom = building.owner_intercom(_owner_id(), intercom_uuid=intercom_id)
-    building.unlock(intercom, int(body["unlock_time"]), by="seam")
+    runtime = _context.runtime()
+    unlock_ms = _unlock_ms(body["unlock_time"], runtime.choices.value("seam.unlock_time"))
+    intercom = runtime.building.owner_intercom(_owner_id(), intercom_uuid=intercom_id)
+    runtime.building.unlock(intercom, unlock_ms, by="seam")
     return {"ok": True}, 200
 
 
@@ -230,4 +252,6 @@ async def deleteAccessCode(access_code_id: str) -> tuple[dict[str, Any], int]:
 
 
 async def health() -> tuple[dict[str, Any], int]:
+    if _context.runtime().choices.value("seam.health_auth") == "bearer":
+        _context.require_bearer("seam")
     return {"ok": True}, 200

@@ -57,20 +57,32 @@ def _iso_micro(epoch_us: int) -> str:
     )
 
 
-def intercom_json(intercom: Intercom) -> dict[str, Any]:
+def intercom_json(intercom: Intercom, created_at_form: str = "ymd_his") -> dict[str, Any]:
+    """An intercom as VMS shows it; ``created_at_form`` is the `vms.intercom_created_at` choice."""
+    if created_at_form == "ymd_his" or intercom.created_at is None:
+        created_at = _ymd_his(intercom.created_at)
+    elif created_at_form == "iso_micro":
+        created_at = _iso_micro(int(intercom.created_at * 1_000_000))
+    else:
+        created_at = None
     return {
         "id": intercom.id,
         "title": intercom.title,
         "is_online": intercom.online,
         "department": intercom.department,
         "address": intercom.address,
-        "created_at": _ymd_his(intercom.created_at),
+        "created_at": created_at,
         "updated_at": _iso_micro(intercom.updated_at),
     }
 
 
 def code_json(
-    code: AccessCode, intercom: Intercom, now: float, *, intercom_view: dict[str, Any] | None = None
+    code: AccessCode,
+    intercom: Intercom,
+    now: float,
+    *,
+    intercom_view: dict[str, Any] | None = None,
+    created_at_form: str = "ymd_his",
 ) -> dict[str, Any]:
     """A code as VMS shows it; ``intercom_view`` is its intercom already rendered (a list page shares one)."""
     return {
@@ -81,7 +93,7 @@ def code_json(
         "is_expired": code.is_expired(now),
         "will_deleted_at": _ymd_his(code.will_deleted_at),
         "created_at": _ymd_his(code.created_at),
-        "intercom": intercom_view if intercom_view is not None else intercom_json(intercom),
+        "intercom": intercom_view if intercom_view is not None else intercom_json(intercom, created_at_form),
     }
 
 
@@ -348,9 +360,24 @@ async def login(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     return {"user": user_json(owner, session_id), "access_token": f"Bearer {token}"}, 200
 
 
-async def listCodes(page: int = 1, per_page: int = 25) -> tuple[dict[str, Any], int]:
+def _positive(value: Any, fallback: int) -> int:
+    """A page number or size as Laravel's paginator reads it: anything but a positive integer is the fallback."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return fallback
+    return number if number >= 1 else fallback
+
+
+async def listCodes(page: Any = 1, per_page: Any = 25) -> tuple[dict[str, Any], int]:
     runtime = _context.runtime()
-    items, total = runtime.building.user_codes(_user_id(), page=page, per_page=per_page)
+    choices = runtime.choices
+    # Validation let another value through only when `vms.invalid_page` reads it as the paginator does.
+    page, per_page = _positive(page, 1), _positive(per_page, 25)
+    items, total = runtime.building.user_codes(
+        _user_id(), page=page, per_page=per_page, newest_first=choices.value("vms.list_order") == "newest_first"
+    )
+    created_at_form = choices.value("vms.intercom_created_at")
     now = runtime.clock.timestamp()
     views: dict[int, dict[str, Any]] = {}
     data = []
@@ -358,7 +385,7 @@ async def listCodes(page: int = 1, per_page: int = 25) -> tuple[dict[str, Any], 
     for code, intercom in items:
         view = views.get(intercom.id)
         if view is None:
-            view = views[intercom.id] = intercom_json(intercom)
+            view = views[intercom.id] = intercom_json(intercom, created_at_form)
         data.append(code_json(code, intercom, now, intercom_view=view))
         if not code.is_expired(now):
             turns_expired = min(turns_expired, code.expired_at)
@@ -384,16 +411,28 @@ def _parse_expiry(text: str) -> datetime:
 
 async def createCode(intercom: int, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     runtime = _context.runtime()
+    choices = runtime.choices
     expired_at = _parse_expiry(body["expired_at"])
     code, target = runtime.building.create_user_code(
-        _user_id(), intercom, title=body["title"].strip(), expired_at=expired_at, origin=_socket_id()
+        _user_id(),
+        intercom,
+        title=body["title"].strip(),
+        expired_at=expired_at,
+        origin=_socket_id(),
+        allow_past=choices.value("vms.past_expiry") == "accept",
     )
-    return code_json(code, target, runtime.clock.timestamp()), 200
+    created_at_form = choices.value("vms.intercom_created_at")
+    return code_json(code, target, runtime.clock.timestamp(), created_at_form=created_at_form), 200
 
 
 async def deleteCodes(body: dict[str, Any]) -> tuple[Any, int]:
-    building = _context.runtime().building
-    building.delete_user_codes(_user_id(), list(body["ids"]), origin=_socket_id())
+    runtime = _context.runtime()
+    runtime.building.delete_user_codes(
+        _user_id(),
+        list(body["ids"]),
+        origin=_socket_id(),
+        ignore_foreign=runtime.choices.value("vms.bulk_delete_foreign") == "ignore",
+    )
     return NoContent, 204
 
 
@@ -406,6 +445,8 @@ async def openDoor(intercom: int) -> tuple[Any, int]:
 
 async def getWsUrl() -> tuple[dict[str, Any], int]:
     runtime = _context.runtime()
+    if runtime.choices.value("vms.wsurl_auth") == "bearer":
+        _context.require_bearer("vms")
     base = urlsplit(_context.base_url())
     encrypted = base.scheme == "https"
     port = base.port or (443 if encrypted else 80)
@@ -451,7 +492,12 @@ def push_subscriber(runtime: Any) -> Any:
             code, intercom = runtime.building.code_with_intercom(event.code_id)
             payload = {
                 "type": "intercom.code.store",
-                "intercom_code": code_json(code, intercom, event.at.timestamp()),
+                "intercom_code": code_json(
+                    code,
+                    intercom,
+                    event.at.timestamp(),
+                    created_at_form=runtime.choices.value("vms.intercom_created_at"),
+                ),
             }
             hub.publish_nowait(
                 f"private-user.{event.user_id}",
