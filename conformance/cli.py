@@ -7,6 +7,7 @@ server, refused credentials, unreadable contract).
 from __future__ import annotations
 
 import sys
+import textwrap
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -96,6 +97,13 @@ def _target_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Only these Schemathesis phases (repeatable; default: all).",
         ),
         click.option("--read-only", is_flag=True, help="Only GET and HEAD."),
+        click.option(
+            "--strict",
+            is_flag=True,
+            help="Judge the whole contract, the mock's own choices included (for the mock itself or a "
+            "re-implementation of it). By default a vendor is held to its documents only, and a difference from "
+            "a mock choice is a note.",
+        ),
         click.option("--allow-destructive", is_flag=True, help="Let PUT and DELETE touch ids this run did not create."),
         click.option("--allow-door-unlock", is_flag=True, help="Let the run open doors."),
         click.option(
@@ -123,6 +131,7 @@ def _build(params: dict[str, Any], *, fuzzing: bool) -> tuple[list[Target], Opti
         stages=tuple(params["stages"]) or STAGES,
         schemathesis_phases=tuple(params["phases"]) or SCHEMATHESIS_PHASES,
         read_only=params["read_only"],
+        strict=params["strict"],
         allow_destructive=params["allow_destructive"],
         allow_door_unlock=params["allow_door_unlock"],
         max_rps=params["max_rps"],
@@ -161,6 +170,8 @@ class _Display:
             disable=not self.live,
         )
         self.tasks: dict[str, Any] = {}
+        #: stages already printed per target (a fuzz run goes round them again and again)
+        self.printed: dict[str, set[str]] = {}
 
     def __enter__(self) -> _Display:
         self.progress.__enter__()
@@ -180,7 +191,8 @@ class _Display:
             text = f"{name}: {event.stage}" + (f"  ({failing} failing checks)" if failing else "")
             if name in self.tasks:
                 self.progress.update(self.tasks[name], description=text)
-            if self.plain:
+            if self.plain and event.stage not in self.printed.setdefault(name, set()):
+                self.printed[name].add(event.stage)
                 self.console.print(text, markup=False)
         elif isinstance(event, RunFinished) and name in self.tasks:
             self.progress.update(self.tasks[name], description=f"{name}: done", visible=False)
@@ -209,8 +221,11 @@ def _execute(
                 for sink in sinks:
                     sink(event)
     Console(highlight=False, soft_wrap=True).print(summary.render(), markup=False)
-    if store is not None and store.saved:
-        click.echo(f"\n{len(store.saved)} findings saved in {store.directory}/")
+    if store is not None:
+        if store.saved:
+            click.echo(f"\n{len(store.saved)} findings saved in {store.directory}/")
+        else:
+            click.echo("\nno findings: nothing saved")
     if junit:
         write_junit(summary, junit)
     return summary.exit_code
@@ -261,15 +276,28 @@ def fuzz(**params: Any) -> None:
 @cli.command("checks")
 @click.option("--api", type=click.Choice(APIS), help="Only this API.")
 def list_checks(api: str | None) -> None:
-    """List the domain checks (the generic Schemathesis checks run as well)."""
+    """List the domain checks and the mock's choices that the default run notes rather than fails."""
     from .checks import catalogue
+    from .contract import load_contract
 
     for name in [api] if api else APIS:
-        click.echo(f"{name}:")
+        click.echo(f"{name}: domain checks (Schemathesis' generic checks run as well)")
         for info in catalogue(name):
             needs = f"  [needs {', '.join(info.needs)}]" if info.needs else ""
-            doc = info.doc.splitlines()[0] if info.doc else ""
-            click.echo(f"  {info.name:<28} {info.kind:<9} {doc}{needs}")
+            click.echo(f"  {info.name}  ({info.kind}){needs}")
+            click.echo(
+                textwrap.fill(
+                    " ".join(info.doc.split()), width=100, initial_indent="      ", subsequent_indent="      "
+                )
+            )
+        marks = load_contract(name).marks()
+        click.echo(f"\n{name}: the mock's choices in the contract ({len(marks)}; a vendor may differ there)")
+        for mark in marks:
+            keywords = ", ".join(mark.keywords) if mark.keywords else "the whole of it"
+            choice = f"  [mockserver choice {mark.choice}]" if mark.choice else ""
+            click.echo(f"  {mark.where}: {keywords}{choice}")
+            click.echo(textwrap.fill(mark.reason, width=100, initial_indent="      ", subsequent_indent="      "))
+        click.echo("")
 
 
 def main(argv: list[str] | None = None) -> None:

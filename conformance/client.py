@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from .safety import RetryPolicy, Throttle
+from .pacing import RetryPolicy, Throttle
 
 __all__ = ["ApiClient", "Exchange", "RequestRecord", "ServerClock", "Unreachable"]
 
@@ -57,6 +57,8 @@ class Exchange:
     request_json: Any = None
     #: order among every request of the run
     seq: int = 0
+    #: who sent it: "primary", "other" (another tenant), "limited" (a key without a scope) or "anonymous"
+    identity: str = "primary"
 
     def json(self) -> Any:
         """The body as JSON, or None when it is not JSON."""
@@ -121,6 +123,7 @@ class ApiClient:
         resolve: Callable[[str, str], str | None] | None = None,
         listeners: Iterable[Listener] = (),
         http: httpx.Client | None = None,
+        identity: str = "anonymous",
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.headers = dict(headers or {})
@@ -132,9 +135,10 @@ class ApiClient:
         self.http = http or httpx.Client(timeout=timeout, follow_redirects=False)
         self.history: deque[Exchange] = deque(maxlen=12)
         self.sequence = itertools.count(1)
+        self.identity = identity
 
-    def derive(self, *, headers: dict[str, str] | None = None, drop: Iterable[str] = ()) -> ApiClient:
-        """The same client with other credentials (sharing throttle, clock, listeners and connections)."""
+    def derive(self, *, identity: str, headers: dict[str, str] | None = None, drop: Iterable[str] = ()) -> ApiClient:
+        """The same client as another identity (sharing throttle, clock, listeners and connections)."""
         merged = {k: v for k, v in self.headers.items() if k.lower() not in {d.lower() for d in drop}}
         merged.update(headers or {})
         clone = ApiClient(
@@ -146,6 +150,7 @@ class ApiClient:
             resolve=self.resolve,
             listeners=self.listeners,
             http=self.http,
+            identity=identity,
         )
         clone.history = self.history
         clone.sequence = self.sequence
@@ -215,6 +220,7 @@ class ApiClient:
             query=dict(params),
             request_json=request_json,
             seq=next(self.sequence),
+            identity=self.identity,
         )
         self.clock.observe(exchange.headers.get("date"))
         self.history.append(exchange)

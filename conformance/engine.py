@@ -13,18 +13,17 @@ import threading
 import time
 from collections.abc import Iterator
 
-from .checks import vms as vms_checks
 from .checks.common import Observation, run_response_checks
 from .client import Exchange, Unreachable
 from .contract import ContractError
 from .events import Event, Finding, Note, Outcome, RequestView, RunFinished, RunStarted, StageFinished, StageStarted
 from .failures import ConformanceFailure
 from .generic import GenericRunError, run_schemathesis
+from .policy import SafetyRefusal
 from .redact import Redactor
-from .safety import SafetyRefusal, cleanup, exchange_path_params
 from .scenarios import SCENARIOS, ScenarioContext
 from .session import RunAborted, Session, open_session
-from .stateful import MACHINES, describe_error, run_machine
+from .stateful import describe_error, run_machine
 from .target import Options, Target
 
 __all__ = ["fuzz", "run"]
@@ -78,9 +77,10 @@ class ResponseChecker:
             body=exchange.json(),
             headers=exchange.headers,
             query=exchange.query,
-            path_params=exchange_path_params(session.contract, exchange),
+            path_params=operation.path_params(exchange.path) if operation else {},
             request_body=exchange.request_json,
             content=exchange.content,
+            session=session,
         )
         for name, failure in run_response_checks(observation):
             with self._lock:
@@ -136,24 +136,24 @@ def failure_finding(session: Session, failure: BaseException, *, check: str, sta
 
 def _prepare(session: Session) -> Iterator[Event]:
     """Create a few resources of our own, so generated PUT/DELETE cases have safe ids to touch."""
-    target, options = session.target, session.options
+    options = session.options
     if options.read_only or options.allow_destructive:
         return
-    ctx = ScenarioContext(session, "prepare")
     try:
-        if session.api == "vms" and target.intercom_id is not None:
-            for index in range(2):
-                vms_checks.create_code(ctx, f"conformance fixture {index}")
-        elif session.api == "magicline" and target.customer_id is not None:
-            from .checks.magicline import add_medium
-
-            add_medium(ctx)
+        session.profile.prepare_resources(ScenarioContext(session, "prepare"))
     except ConformanceFailure as failure:
         yield Note(
-            target.name,
+            session.target.name,
             f"could not create the run's own resources ({failure.message}); operations that need them are skipped",
             "warning",
         )
+
+
+def _deviations(session: Session) -> Iterator[Event]:
+    for item in session.deviations.drain():
+        times = f" ({item.count} times)" if item.count > 1 else ""
+        where = f"{item.operation}: " if item.operation else ""
+        yield Note(session.target.name, f"{item.check}: {where}{item.message}{times}", "deviation")
 
 
 def _scenarios(session: Session, checker: ResponseChecker, seed: int) -> Iterator[Event]:
@@ -173,7 +173,7 @@ def _scenarios(session: Session, checker: ResponseChecker, seed: int) -> Iterato
             if finding.check != item.name:
                 yield Outcome(name, item.name, "scenario", "failed", 0, None, note=f"see {finding.check}")
             continue
-        except (Unreachable, SafetyRefusal):
+        except (Unreachable, SafetyRefusal, RunAborted):
             raise
         except Exception as exc:  # a scenario that breaks is an error of the run, not a verdict on the server
             yield from checker.drain()
@@ -190,7 +190,7 @@ def _machines(session: Session, checker: ResponseChecker, seed: int, deadline: f
     options = session.options
     rounds = 0
     while True:
-        for spec in MACHINES[session.api]:
+        for spec in session.profile.machines:
             reason = session.policy.missing(spec.needs, spec.writes)
             if reason:
                 if rounds == 0:
@@ -237,6 +237,10 @@ def _execute(target: Target, options: Options, *, mode: str) -> Iterator[Event]:
     except (RunAborted, ContractError) as exc:
         yield RunFinished(name, time.monotonic() - started, error=str(exc))
         return
+    except ConformanceFailure as failure:
+        # A strict run's preflight that meets a difference from a mock choice: the run cannot start.
+        yield RunFinished(name, time.monotonic() - started, error=str(failure.message))
+        return
     checker.session = session
     yield StageFinished(name, "preflight", time.monotonic() - started)
     for note in session.notes:
@@ -262,11 +266,12 @@ def _execute(target: Target, options: Options, *, mode: str) -> Iterator[Event]:
         error = session.redactor.text(str(exc))
     finally:
         try:
-            notes = cleanup(target.api, session.client, session.ledger)
+            notes = session.profile.cleanup(session.client, session.ledger)
         except Unreachable as exc:
             notes = [f"clean-up failed: {session.redactor.text(str(exc))}"]
         session.close()
     yield from checker.drain()
+    yield from _deviations(session)
     for note in notes:
         yield Note(name, note, "warning")
     yield RunFinished(name, time.monotonic() - started, error=error, stats={"created": session.ledger.created_count()})

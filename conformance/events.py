@@ -91,7 +91,8 @@ class Outcome(Event):
 @dataclass(frozen=True)
 class Note(Event):
     message: str
-    level: str = "info"  # "info" or "warning"
+    #: "info", "warning", or "deviation" (the server differs from one of the mock's choices)
+    level: str = "info"
 
 
 @dataclass(frozen=True)

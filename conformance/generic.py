@@ -1,9 +1,10 @@
 """The generic contract run: Schemathesis 4 configured for one target (auth, safety, expected statuses, seed),
-and its events turned into ours.
+and its events turned into ours. This is the one module that knows Schemathesis' engine, events and recorder.
 
 Documented answers that a generic check would count as failures are declared per operation as expected statuses
 (never by switching a check off): a 422 for a domain rule, a 400 for a duplicate value, Seam's documented 500s,
-Magicline's 503 under load.
+Magicline's 503 under load (each vendor profile lists them). In the default vendor view a failure that only
+differs from a mock choice becomes a note (`conformance.judging`).
 """
 
 from __future__ import annotations
@@ -18,56 +19,37 @@ from schemathesis.engine import from_schema
 
 from . import checks  # noqa: F401 - registers the domain checks with Schemathesis
 from .events import Event, Finding, Note, Outcome, RequestView, StageFinished, StageStarted
+from .failures import ConformanceFailure
+from .hooks import installed
+from .judging import difference
 from .redact import Redactor
-from .safety import installed
 from .session import Session
 
 __all__ = ["run_schemathesis", "schemathesis_config"]
 
 POSITIVE_ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 SERVER_ERRORS_ACCEPTED = ["2xx", "3xx", "4xx"]
-# Domain rules a schema cannot express: valid-looking data the vendor rightly refuses.
-DOMAIN_REFUSALS = {
-    "vms": {"createCode": ["422"], "deleteCodes": ["422"], "openDoor": ["422"]},
-    "magicline": {"addAccessMediums": ["400"], "addAccessMedium": ["400"], "updateAccessMediums": ["400"]},
-    "seam": {},
-}
-# Server errors the vendor documents as answers.
-DOCUMENTED_SERVER_ERRORS = {
-    "seam": {"unlockIntercom": ["500"], "deleteAccessCode": ["500"]},
-    "magicline": {"*": ["503"]},
-    "vms": {},
-}
-# Rate-limited by design (20 calls per 5 minutes): a few cases, and a 429 is an answer, not a reason to wait.
-GENTLE_OPERATIONS = {"vms": {"getWsUrl"}, "seam": set(), "magicline": set()}
-
-
-def _auth(session: Session) -> dict[str, Any]:
-    value = session.auth_header[1]
-    if session.api == "magicline":
-        return {"openapi": {"ApiKeyAuth": {"api_key": value}}}
-    return {"openapi": {"bearerAuth": {"bearer": value.removeprefix("Bearer ")}}}
 
 
 def _operations(session: Session, excluded: dict[str, str]) -> list[dict[str, Any]]:
-    api = session.api
+    vendor = session.profile
     result: list[dict[str, Any]] = []
     for operation_id in session.contract.operations:
         if operation_id in excluded:
             result.append({"include-operation-id": operation_id, "enabled": False})
             continue
         entry: dict[str, Any] = {}
-        refusals = DOMAIN_REFUSALS[api].get(operation_id)
+        refusals = vendor.domain_refusals.get(operation_id)
         if refusals:
             entry.setdefault("checks", {})["positive_data_acceptance"] = {
                 "expected-statuses": POSITIVE_ACCEPTED + refusals
             }
-        errors = DOCUMENTED_SERVER_ERRORS[api].get(operation_id) or DOCUMENTED_SERVER_ERRORS[api].get("*")
+        errors = vendor.documented_server_errors.get(operation_id) or vendor.documented_server_errors.get("*")
         if errors:
             entry.setdefault("checks", {})["not_a_server_error"] = {
                 "expected-statuses": SERVER_ERRORS_ACCEPTED + errors
             }
-        if operation_id in GENTLE_OPERATIONS[api]:
+        if operation_id in vendor.gentle_operations:
             entry["rate-limit"] = "100000/s"
             entry["generation"] = {"max-examples": 2}
             entry["phases"] = {"coverage": {"enabled": False}}
@@ -80,6 +62,18 @@ def _operations(session: Session, excluded: dict[str, str]) -> list[dict[str, An
 MAX_FAILURES = 25
 
 
+def _linked(session: Session, excluded: dict[str, str]) -> bool:
+    """Whether any link joins two operations that get generated cases (Schemathesis' stateful phase needs one)."""
+    for operation in session.contract.operations.values():
+        if operation.operation_id in excluded:
+            continue
+        for response in operation.raw.get("responses", {}).values():
+            for link in (response.get("links") or {}).values() if isinstance(response, dict) else ():
+                if isinstance(link, dict) and link.get("operationId") not in excluded:
+                    return True
+    return False
+
+
 def schemathesis_config(session: Session, *, mode: str, seed: int, max_time: int | None = None) -> SchemathesisConfig:
     options = session.options
     excluded = session.policy.excluded(session.contract)
@@ -87,12 +81,14 @@ def schemathesis_config(session: Session, *, mode: str, seed: int, max_time: int
         name: {"enabled": name in options.schemathesis_phases}
         for name in ("examples", "coverage", "fuzzing", "stateful")
     }
+    if not _linked(session, excluded):
+        phases["stateful"]["enabled"] = False
     phases["stateful"]["max-steps"] = max(2, options.max_steps)
     data: dict[str, Any] = {
         "seed": seed,
         "cache": {"enabled": False},
         "base-url": session.target.base_url,
-        "auth": _auth(session),
+        "auth": session.profile.schemathesis_auth(session.identity),
         "workers": 1,
         "continue-on-failure": True,
         "request-timeout": options.request_timeout,
@@ -171,6 +167,10 @@ def _outcomes(session: Session, recorder: Any, stage: str, seed: int) -> Iterato
         for node in nodes:
             key = (node.name, label)
             if node.failure_info is not None:
+                note = _difference(session, recorder, case_id, node.name, node.failure_info.failure)
+                if note is not None:
+                    session.deviate(node.name, label, note)
+                    continue
                 finding = _finding(session, recorder, case_id, node.name, node.failure_info.failure, stage, seed)
                 failed.setdefault((finding.check, finding.operation), []).append(finding)
             elif str(node.status) == "success":
@@ -182,10 +182,26 @@ def _outcomes(session: Session, recorder: Any, stage: str, seed: int) -> Iterato
         yield Outcome(session.target.name, check, operation, "passed", count)
 
 
-def _documented_head(context: Any, failure: Any, case: Any, response: Any) -> bool:
-    """Keep a failure unless it is a generic check counting Magicline's documented HEAD (which checks only the key
-    and answers 200 whether or not the resource exists) as a read of a deleted resource."""
-    return not (failure.code == "ST301" and case.method.upper() == "HEAD")
+def _difference(session: Session, recorder: Any, case_id: str, check: str, failure: Any) -> str | None:
+    """A note's words when a generic failure only differs from a mock choice (see `conformance.judging`)."""
+    if session.strict or isinstance(failure, ConformanceFailure):
+        return None
+    interaction = recorder.interactions.get(failure.case_id or case_id)
+    if interaction is None:
+        return None
+    request, response = interaction.request, interaction.response
+    headers = {name: values[0] if isinstance(values, list) else str(values) for name, values in request.headers.items()}
+    body = request.body.encode() if isinstance(request.body, str) else request.body
+    return difference(
+        session,
+        check,
+        method=request.method,
+        url=request.uri,
+        headers=headers,
+        body=body,
+        status=response.status_code if response is not None else None,
+        response=(response.content or b"") if response is not None else b"",
+    )
 
 
 def run_schemathesis(session: Session, *, mode: str, seed: int, max_time: int | None = None) -> Iterator[Event]:
@@ -197,10 +213,11 @@ def run_schemathesis(session: Session, *, mode: str, seed: int, max_time: int | 
         yield Note(name, f"{label} ({operation_id}) gets no generated cases: {reason}")
     config = schemathesis_config(session, mode=mode, seed=seed, max_time=max_time)
     schema = schemathesis.openapi.from_dict(session.contract.prepared(), config=config)
-    if session.api == "magicline":
-        schema.hook("filter_failure")(_documented_head)
+    schema.hook("filter_failure")(
+        lambda context, failure, case, response: session.profile.keeps_failure(failure.code, case.method.upper())
+    )
     stage = "schemathesis"
-    with installed(schema, session.policy, session.throttle):
+    with installed(schema, session):
         for event in from_schema(schema).execute():
             if isinstance(event, st_events.PhaseStarted):
                 stage = f"schemathesis {event.phase.name.value}"

@@ -21,6 +21,8 @@ from .redact import Redactor
 __all__ = ["FindingStore", "Summary", "curl", "write_junit"]
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+#: differences from mock choices listed in the text summary (the JUnit report has them all)
+MAX_DIFFERENCES_SHOWN = 20
 # Headers a reproduction does not need.
 _NOISE = frozenset(
     {"content-length", "host", "accept-encoding", "connection", "user-agent", "x-schemathesis-testcaseid"}
@@ -144,22 +146,40 @@ class Summary:
                 if first.status is not None:
                     lines.append(f"      answer: HTTP {first.status} {first.response[:200]}")
                 if first.requests:
-                    lines.append(f"      reproduce (seed {first.seed}, {first.stage}):")
+                    where = f", {first.stage}" if first.stage else ""
+                    lines.append(f"      reproduce (seed {first.seed}{where}):")
                     lines += [f"        {curl(request, self.redactor)}" for request in first.requests]
         checks_passed = len({check for check, _ in result.passed} - set(result.failed_checks))
+        operations = len({op for _, op in result.passed})
         lines.append("")
         lines.append(
-            f"  passed: {checks_passed} checks over {len({op for _, op in result.passed})} operations "
-            f"({sum(result.passed.values())} check results); failed: {len(result.failed_checks)} "
-            f"checks"
+            f"  passed: {_count(checks_passed, 'check')} over {_count(operations, 'operation')} "
+            f"({_count(sum(result.passed.values()), 'check result')}); "
+            f"failed: {_count(len(result.failed_checks), 'check')}"
         )
-        for check, operation, note in result.errors[:20]:
+        # The same error can reach the summary from several stages; once is enough.
+        for check, operation, note in list(dict.fromkeys(result.errors))[:20]:
             lines.append(f"  ! error in {check} ({operation}): {note.splitlines()[0] if note else ''}")
         for check, note in sorted(result.skipped.items()):
             lines.append(f"  - skipped {check}: {note}")
+        differences = [note for note in result.notes if note.level == "deviation"]
         for note in result.notes:
-            lines.append(f"  {'!' if note.level == 'warning' else '·'} {note.message}")
+            if note.level != "deviation":
+                lines.append(f"  {'!' if note.level == 'warning' else '·'} {note.message}")
+        if differences:
+            lines.append("")
+            lines.append(
+                f"  Where the server differs from the mock's choices ({_count(len(differences), 'difference')}; "
+                "the vendor's documents allow them, --strict would fail them):"
+            )
+            lines += [f"    · {note.message}" for note in differences[:MAX_DIFFERENCES_SHOWN]]
+            if len(differences) > MAX_DIFFERENCES_SHOWN:
+                lines.append(f"    … and {len(differences) - MAX_DIFFERENCES_SHOWN} more (all in the JUnit report)")
         return lines
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 # ---------------------------------------------------------------------------------------------- JUnit
@@ -186,7 +206,7 @@ def _suite(result: TargetResult, redactor: Redactor) -> ET.Element:
         skipped += 1
         case = ET.SubElement(suite, "testcase", classname=f"{result.name}.{check}", name=check)
         ET.SubElement(case, "skipped", message=redactor.text(note))
-    for check, operation, note in result.errors:
+    for check, operation, note in dict.fromkeys(result.errors):
         tests += 1
         errors += 1
         case = ET.SubElement(suite, "testcase", classname=f"{result.name}.{check}", name=operation or check)
@@ -198,6 +218,13 @@ def _suite(result: TargetResult, redactor: Redactor) -> ET.Element:
         errors += 1
         case = ET.SubElement(suite, "testcase", classname=f"{result.name}.run", name="run")
         ET.SubElement(case, "error", message=redactor.text(result.error or "the run did not finish"))
+    differences = [note.message for note in result.notes if note.level == "deviation"]
+    if differences:
+        out = ET.SubElement(suite, "system-out")
+        out.text = redactor.text(
+            "Where the server differs from the mock's choices (the vendor's documents allow them):\n"
+            + "\n".join(differences)
+        )
     suite.set("tests", str(tests))
     suite.set("failures", str(failures))
     suite.set("errors", str(errors))

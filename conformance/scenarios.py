@@ -113,9 +113,13 @@ class ScenarioContext:
         check: str | None = None,
         kind: type[ConformanceFailure] = UnexpectedStatus,
     ) -> Exchange:
-        """Require one of `statuses` (or, for a status the contract marks the mock's choice, its class)."""
+        """Require one of `statuses` (or, for a status the contract marks the mock's choice, its class: then the
+        difference is a note)."""
         operation = self.session.contract.operations.get(exchange.operation_id or "")
         accepted = operation.accepts(exchange.status, statuses) if operation else exchange.status in statuses
+        if accepted and exchange.status not in statuses and operation is not None:
+            wanted = " or ".join(str(s) for s in statuses)
+            self.deviate(f"{why}: answered {exchange.status} where the mock chose {wanted}", exchange, check=check)
         if not accepted:
             wanted = " or ".join(str(s) for s in statuses)
             # A plain status error reproduces with its one request; a state or tenant failure needs the story.
@@ -127,6 +131,27 @@ class ScenarioContext:
                 chain=kind is not UnexpectedStatus,
             )
         return exchange
+
+    def deviate(self, message: str, exchange: Exchange | None = None, *, check: str | None = None) -> None:
+        """The server differs from a mock choice: a note, or under --strict a failure (raised)."""
+        operation = ""
+        if exchange is not None:
+            found = self.session.contract.find(exchange.method, exchange.path)
+            operation = found.label if found else f"{exchange.method} {exchange.path}"
+        self.session.deviate(check or self.check, operation, message)
+
+    @property
+    def strict(self) -> bool:
+        return self.session.strict
+
+    def judge(
+        self, in_view: bool, kind: type[ConformanceFailure], message: str, *, exchange: Exchange | None = None
+    ) -> None:
+        """A difference from what the contract as written says: a failure when the run's view holds that rule
+        (it is documented, or the run is strict), else a note (the rule is one of the mock's choices)."""
+        if in_view:
+            raise self.fail(kind, message, exchange=exchange)
+        self.deviate(message, exchange)
 
     def body(self, exchange: Exchange, *, check: str | None = None) -> Any:
         """The JSON body of a successful answer (an object), or a failure."""

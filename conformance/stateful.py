@@ -1,4 +1,5 @@
-"""Rule-based state machines (Hypothesis) that keep a model of what the server should hold.
+"""Rule-based state machines (Hypothesis) that keep a model of what the server should hold: the plumbing and the
+runner; each vendor's machine lives with its profile (`conformance/vendors/`).
 
 Each machine acts on the server through the run's client and compares every read with its model, so a server
 that forgets, duplicates, resurrects or changes data fails with a typed failure naming the machine's check.
@@ -17,26 +18,21 @@ from typing import TYPE_CHECKING, Any
 
 import hypothesis
 from hypothesis import HealthCheck, Phase, Verbosity
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test, initialize, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test
 
-from .checks import magicline as magicline_checks
-from .checks import seam as seam_checks
-from .checks import vms as vms_checks
 from .failures import ConformanceFailure, StateMismatch, UnexpectedStatus
-from .scenarios import ScenarioContext, excerpt
+from .scenarios import ScenarioContext
 
 if TYPE_CHECKING:
     from .client import Exchange
     from .session import Session
 
-__all__ = ["MACHINES", "MachineSpec", "run_machine"]
-
-_TITLES = st.from_regex(r"[a-z][a-z0-9]{0,11}", fullmatch=True)
+__all__ = ["Machine", "MachineSpec", "describe_error", "run_machine", "spec"]
 
 
-class _Machine(RuleBasedStateMachine):
-    """Common plumbing: the bound session, the failure box and the shared memory across examples."""
+class Machine(RuleBasedStateMachine):
+    """Common plumbing: the bound session, the failure box and the shared memory across examples. A vendor's
+    machine (in `conformance/vendors/`) subclasses it and names its `check`."""
 
     check = ""
     session: Session
@@ -47,247 +43,26 @@ class _Machine(RuleBasedStateMachine):
         super().__init__()
         self.ctx = ScenarioContext(self.session, self.check)
 
-    def fail(self, message: str, exchange: Exchange | None = None) -> ConformanceFailure:
-        failure = self.ctx.fail(StateMismatch, message, exchange=exchange)
+    def _keep(self, failure: ConformanceFailure) -> ConformanceFailure:
         if not self.box:
             self.box.append(failure)
         return failure
+
+    def fail(self, message: str, exchange: Exchange | None = None) -> ConformanceFailure:
+        return self._keep(self.ctx.fail(StateMismatch, message, exchange=exchange))
 
     def expect(self, exchange: Exchange, *statuses: int, why: str) -> Exchange:
         try:
             return self.ctx.expect(exchange, *statuses, why=why)
         except ConformanceFailure as failure:
-            if not self.box:
-                self.box.append(failure)
-            raise
+            raise self._keep(failure) from None
 
-
-# ---------------------------------------------------------------------------------------------- VMS
-
-
-class VmsCodesMachine(_Machine):
-    """Creates and bulk-deletes codes on the test intercom; every listing must show exactly the live ones."""
-
-    check = "vms_codes_state"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.model: dict[Any, dict[str, Any]] = {}
-        self.deleted: set[Any] = self.shared.setdefault("deleted", set())
-
-    @precondition(lambda self: len(self.model) < 6)
-    @rule(title=_TITLES)
-    def create(self, title: str) -> None:
-        exchange = self.ctx.client.post(
-            f"/api/v1/intercom/{self.session.target.intercom_id}/codes",
-            json_body={"title": f"conformance {title}", "expired_at": self.session.policy.expiry_text()},
-        )
-        body = self.expect(exchange, 200, why="creating a code").json() or {}
-        ident = body.get("id")
-        if ident in self.model or ident in self.deleted:
-            raise self.fail(f"a new code got the id {ident} of a code this run already had", exchange)
-        self.model[ident] = body
-
-    @precondition(lambda self: bool(self.model))
-    @rule(data=st.data())
-    def delete_some(self, data: st.DataObject) -> None:
-        ids = data.draw(st.lists(st.sampled_from(sorted(self.model, key=str)), min_size=1, max_size=3, unique=True))
-        self.expect(vms_checks.delete_codes(self.ctx.client, ids), 204, why=f"deleting codes {ids}")
-        for ident in ids:
-            self.model.pop(ident)
-            self.deleted.add(ident)
-
-    @precondition(lambda self: bool(self.deleted))
-    @rule(data=st.data())
-    def delete_gone(self, data: st.DataObject) -> None:
-        ident = data.draw(st.sampled_from(sorted(self.deleted, key=str)))
-        self.expect(vms_checks.delete_codes(self.ctx.client, [ident]), 422, why=f"deleting code {ident} again")
-
-    @rule()
-    def read(self) -> None:
-        self.compare(vms_checks.list_all(self.ctx))
-
-    def compare(self, listed: list[dict[str, Any]]) -> None:
-        counts: dict[Any, int] = {}
-        for item in listed:
-            counts[item.get("id")] = counts.get(item.get("id"), 0) + 1
-        back = sorted((i for i in self.deleted if i in counts), key=str)
-        if back:
-            raise self.fail(f"deleted codes {back} are listed again (resurrected)")
-        doubled = sorted((i for i, n in counts.items() if n > 1 and i in self.model), key=str)
-        if doubled:
-            raise self.fail(f"codes {doubled} are listed more than once")
-        for created in self.model.values():
-            try:
-                vms_checks.compare_listed(self.ctx, created, listed, self.check)
-            except ConformanceFailure as failure:
-                if not self.box:
-                    self.box.append(failure)
-                raise
-
-    def teardown(self) -> None:
+    def guard(self, step: Callable[[], Any]) -> Any:
+        """Run a step that may raise a check's failure, keeping the first one the machine found."""
         try:
-            if not self.box and self.model:
-                self.compare(vms_checks.list_all(self.ctx))
-        finally:
-            if self.model:
-                vms_checks.delete_codes(self.ctx.client, list(self.model))
-                self.deleted.update(self.model)
-
-
-# ---------------------------------------------------------------------------------------------- Seam
-
-
-class SeamCodesMachine(_Machine):
-    """Lists and reads the owner's codes, deletes the disposable one (once); a deleted code must stay gone and a
-    read must agree with the list."""
-
-    check = "seam_codes_state"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.intercoms: list[str] = []
-        self.known: dict[str, dict[str, Any]] = {}
-        self.deleted: set[str] = self.shared.setdefault("deleted", set())
-
-    @initialize()
-    def discover(self) -> None:
-        self.intercoms = [str(i.get("intercom_id")) for i in seam_checks.intercoms_of(self.ctx)][:5]
-
-    @precondition(lambda self: bool(self.intercoms))
-    @rule(data=st.data())
-    def list_codes(self, data: st.DataObject) -> None:
-        intercom = data.draw(st.sampled_from(self.intercoms))
-        listed = seam_checks.codes_of(self.ctx, intercom)
-        ids = [str(item.get("access_code_id")) for item in listed]
-        if len(ids) != len(set(ids)):
-            raise self.fail(f"intercom {intercom} lists a code more than once: {ids}")
-        back = sorted(set(ids) & self.deleted)
-        if back:
-            raise self.fail(f"deleted codes {back} are listed again (resurrected)")
-        for item in listed:
-            self.known[str(item.get("access_code_id"))] = item
-
-    @precondition(lambda self: bool(self.known) or bool(self.deleted))
-    @rule(data=st.data())
-    def read_code(self, data: st.DataObject) -> None:
-        ident = data.draw(st.sampled_from(sorted({*self.known, *self.deleted})))
-        exchange = self.ctx.client.get(f"/access_codes/{ident}")
-        if ident in self.deleted:
-            if exchange.status == 200:
-                raise self.fail(f"deleted code {ident} can be read again (resurrected)", exchange)
-            self.expect(exchange, 404, why=f"reading deleted code {ident}")
-            return
-        if exchange.status == 200 and exchange.json() != self.known[ident]:
-            raise self.fail(
-                f"code {ident}: the list says {self.known[ident]}, a read says {excerpt(exchange)}", exchange
-            )
-        # A code the device dropped meanwhile (it expired) may be gone; anything else is an error.
-        self.expect(exchange, 200, 404, why=f"reading code {ident}")
-
-    @precondition(
-        lambda self: self.session.target.disposable_code_id is not None and not self.session.options.read_only
-    )
-    @rule()
-    def delete_disposable(self) -> None:
-        ident = str(self.session.target.disposable_code_id)
-        exchange = self.ctx.client.delete(f"/access_codes/{ident}")
-        if ident in self.deleted:
-            if exchange.status == 200:
-                raise self.fail(f"code {ident} was deleted twice", exchange)
-            self.expect(exchange, 404, why=f"deleting code {ident} again")
-        else:
-            self.expect(exchange, 200, why=f"deleting the disposable code {ident}")
-            self.deleted.add(ident)
-            self.known.pop(ident, None)
-
-
-# ---------------------------------------------------------------------------------------------- Magicline
-
-
-class MagiclineMediumsMachine(_Machine):
-    """Adds, changes and deletes access mediums of the test customer; every read of the customer must show
-    exactly the live ones with their current values."""
-
-    check = "magicline_mediums_state"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.model: dict[Any, dict[str, Any]] = {}
-        self.deleted: set[Any] = self.shared.setdefault("deleted", set())
-        self.base = f"/v1/customers/{self.session.target.customer_id}"
-
-    @precondition(lambda self: len(self.model) < 5)
-    @rule(kind=st.sampled_from(["CARD_NUMBER", "PIN", "BARCODE", "WALLET_PASS"]))
-    def add(self, kind: str) -> None:
-        exchange = self.ctx.client.post(
-            f"{self.base}/access-mediums", json_body={"type": kind, "value": magicline_checks.fresh_value()}
-        )
-        body = self.expect(exchange, 200, why="adding a medium").json() or {}
-        ident = body.get("id")
-        if ident in self.model or ident in self.deleted:
-            raise self.fail(f"a new medium got the id {ident} of a medium this run already had", exchange)
-        self.model[ident] = {"id": ident, "type": kind, "value": body.get("value")}
-
-    @precondition(lambda self: bool(self.model))
-    @rule(data=st.data())
-    def change(self, data: st.DataObject) -> None:
-        ident = data.draw(st.sampled_from(sorted(self.model, key=str)))
-        value = magicline_checks.fresh_value()
-        self.expect(
-            self.ctx.client.put(f"{self.base}/access-mediums/{ident}", json_body={"value": value}),
-            200,
-            why=f"changing medium {ident}",
-        )
-        self.model[ident]["value"] = value
-
-    @precondition(lambda self: bool(self.model))
-    @rule(data=st.data())
-    def remove(self, data: st.DataObject) -> None:
-        ident = data.draw(st.sampled_from(sorted(self.model, key=str)))
-        self.expect(self.ctx.client.delete(f"{self.base}/access-mediums/{ident}"), 200, why=f"deleting medium {ident}")
-        self.model.pop(ident)
-        self.deleted.add(ident)
-
-    @precondition(lambda self: bool(self.deleted))
-    @rule(data=st.data())
-    def touch_deleted(self, data: st.DataObject) -> None:
-        ident = data.draw(st.sampled_from(sorted(self.deleted, key=str)))
-        self.expect(
-            self.ctx.client.put(
-                f"{self.base}/access-mediums/{ident}", json_body={"value": magicline_checks.fresh_value()}
-            ),
-            404,
-            why=f"changing deleted medium {ident}",
-        )
-
-    @rule()
-    def read(self) -> None:
-        self.compare()
-
-    def compare(self) -> None:
-        shown = magicline_checks.mediums(self.ctx, self.session.target.customer_id)
-        back = sorted((i for i in self.deleted if i in shown), key=str)
-        if back:
-            raise self.fail(f"deleted mediums {back} show on the customer again (resurrected)")
-        for ident, wanted in self.model.items():
-            found = shown.get(ident, [])
-            if not found:
-                raise self.fail(f"medium {ident} is missing from the customer (forgotten)")
-            if len(found) > 1:
-                raise self.fail(f"medium {ident} shows {len(found)} times")
-            got = {key: found[0].get(key) for key in ("id", "type", "value")}
-            if got != wanted:
-                raise self.fail(f"medium {ident} shows as {got}, expected {wanted}")
-
-    def teardown(self) -> None:
-        try:
-            if not self.box and self.model:
-                self.compare()
-        finally:
-            for ident in list(self.model):
-                self.ctx.client.delete(f"{self.base}/access-mediums/{ident}")
-                self.deleted.add(ident)
+            return step()
+        except ConformanceFailure as failure:
+            raise self._keep(failure) from None
 
 
 # ---------------------------------------------------------------------------------------------- running
@@ -297,7 +72,7 @@ class MagiclineMediumsMachine(_Machine):
 class MachineSpec:
     name: str
     api: str
-    machine: type[_Machine]
+    machine: type[Machine]
     needs: tuple[str, ...] = ()
     writes: bool = False
     doc: str = field(default="")
@@ -305,17 +80,9 @@ class MachineSpec:
     kind: str = ""
 
 
-def _spec(
-    machine: type[_Machine], api: str, kind: str, needs: tuple[str, ...] = (), writes: bool = False
-) -> MachineSpec:
+def spec(machine: type[Machine], api: str, kind: str, needs: tuple[str, ...] = (), writes: bool = False) -> MachineSpec:
+    """A machine's entry in its vendor profile."""
     return MachineSpec(machine.check, api, machine, needs, writes, (machine.__doc__ or "").strip(), kind)
-
-
-MACHINES: dict[str, list[MachineSpec]] = {
-    "vms": [_spec(VmsCodesMachine, "vms", "vms_code", ("intercom_id",), writes=True)],
-    "seam": [_spec(SeamCodesMachine, "seam", "seam_code")],
-    "magicline": [_spec(MagiclineMediumsMachine, "magicline", "medium", ("customer_id",), writes=True)],
-}
 
 
 def run_machine(

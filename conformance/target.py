@@ -87,6 +87,9 @@ class Target:
     disposable_code_id: str | None = None
     #: how reports name this target (defaults to the API's name)
     name: str = ""
+    #: where it was given: "options" (the command line) or a TOML file's name, so messages name options the way
+    #: the user wrote them
+    source: str = "options"
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -105,12 +108,17 @@ class Target:
         needed = {"vms": ("login", "password"), "seam": ("token",), "magicline": ("api_key",)}[self.api]
         for name in needed:
             if not getattr(self.credentials, name):
-                found.append(f"{self.name}: --{name.replace('_', '-')} is required")
+                found.append(f"{self.name}: {self.spell(name)} is required")
         if self.other is not None and not self.other.is_empty():
             for name in needed:
                 if not getattr(self.other, name):
-                    found.append(f"{self.name}: --other-{name.replace('_', '-')} is required with the other tenant")
+                    found.append(f"{self.name}: {self.spell('other_' + name)} is required with the other tenant")
         return found
+
+    def spell(self, name: str) -> str:
+        """An option as the user gives it: `--intercom-id` on the command line, `intercom-id` in a TOML file."""
+        key = name.replace("_", "-")
+        return f"--{key}" if self.source == "options" else f"`{key}` (in {self.source})"
 
     def secrets(self) -> list[str]:
         values = [*self.credentials.secrets()]
@@ -146,6 +154,8 @@ class Options:
     read_only: bool = False
     allow_destructive: bool = False
     allow_door_unlock: bool = False
+    #: judge the whole contract, the mock's choices included (for the mock itself, or a re-implementation of it)
+    strict: bool = False
     #: None picks: no limit on loopback, DEFAULT_REMOTE_MAX_RPS elsewhere; 0 means no limit
     max_rps: float | None = None
     request_timeout: float = 10.0
@@ -190,6 +200,7 @@ _OPTION_KEYS = {
     "read-only": bool,
     "allow-destructive": bool,
     "allow-door-unlock": bool,
+    "strict": bool,
     "max-rps": float,
     "request-timeout": float,
     "max-time": int,
@@ -235,7 +246,7 @@ def _int_or_none(value: Any, where: str) -> int | None:
         raise ConfigError(f"{where} must be an integer") from exc
 
 
-def target_from_values(values: dict[str, Any], where: str = "target") -> Target:
+def target_from_values(values: dict[str, Any], where: str = "target", source: str = "options") -> Target:
     """A target from option-named values (the CLI's and the TOML file's spelling, hyphens or underscores)."""
     data = {key.replace("_", "-"): value for key, value in values.items() if value is not None}
     unknown = set(data) - _TARGET_KEYS
@@ -263,6 +274,7 @@ def target_from_values(values: dict[str, Any], where: str = "target") -> Target:
         intercom_id=_int_or_none(data.get("intercom-id"), f"{where}.intercom-id"),
         customer_id=_int_or_none(data.get("customer-id"), f"{where}.customer-id"),
         disposable_code_id=data.get("disposable-code-id"),
+        source=source,
     )
 
 
@@ -284,5 +296,8 @@ def load_config(path: str | pathlib.Path, base: Options | None = None) -> tuple[
     raw_targets = data.get("target", [])
     if not isinstance(raw_targets, list) or not raw_targets:
         raise ConfigError(f"{path}: at least one [[target]] table is required")
-    targets = [target_from_values(item, f"{path.name}: target {index + 1}") for index, item in enumerate(raw_targets)]
+    targets = [
+        target_from_values(item, f"{path.name}: target {index + 1}", source=path.name)
+        for index, item in enumerate(raw_targets)
+    ]
     return targets, options.replace(**changes)

@@ -22,9 +22,9 @@ class CheckInfo:
 
 def catalogue(api: str) -> list[CheckInfo]:
     """Every domain check of one API (the generic Schemathesis checks not included)."""
-    from ..stateful import MACHINES
+    from ..profile import profile
 
     items = [CheckInfo(c.name, "response", c.doc) for c in RESPONSE_CHECKS[api]]
     items += [CheckInfo(s.name, "scenario", s.doc, s.needs) for s in SCENARIOS[api]]
-    items += [CheckInfo(m.name, "machine", m.doc, m.needs) for m in MACHINES[api]]
+    items += [CheckInfo(m.name, "machine", m.doc, m.needs) for m in profile(api).machines]
     return items

@@ -7,6 +7,7 @@ Schemathesis gets and on every response our own scenarios get, so a rule is writ
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -17,7 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import schemathesis
 
-from ..contract import API_MARKER
+from ..contract import API_MARKER, Contract, Operation, load_contract, marks_of
+from ..deviations import ChoiceDeviation
 from ..failures import ExpiryMismatch, PagingBroken
 
 __all__ = [
@@ -47,6 +49,8 @@ class Observation:
     path_params: dict[str, Any] = field(default_factory=dict)
     request_body: Any = None
     content: bytes = b""
+    #: the run it belongs to (its contract view and its notes); None judges by the contract as written
+    session: Any = field(default=None, compare=False, repr=False)
 
     @property
     def label(self) -> str:
@@ -57,8 +61,20 @@ class Observation:
         return http_date(self.headers.get("date"))
 
     @property
-    def is_json(self) -> bool:
-        return "json" in self.headers.get("content-type", "")
+    def contract(self) -> Contract:
+        """The view the observation is judged by."""
+        return self.session.contract if self.session is not None else load_contract(self.api)
+
+    @property
+    def operation(self) -> Operation | None:
+        return self.contract.operations.get(self.operation_id or "")
+
+    def deviate(self, check: str, message: str) -> None:
+        """The server differs from a mock choice: a note in a run's vendor view, else a failure (raised)."""
+        if self.session is not None:
+            self.session.deviate(check, self.label, message)
+        else:
+            raise ChoiceDeviation(check=check, operation=self.label, message=message)
 
 
 def http_date(value: str | None) -> datetime | None:
@@ -78,7 +94,7 @@ def _json(content: bytes) -> Any:
         return None
 
 
-def observation_from_case(api: str, case: Any, response: Any) -> Observation:
+def observation_from_case(api: str, case: Any, response: Any, session: Any = None) -> Observation:
     raw = getattr(case.operation.definition, "raw", {}) or {}
     # A probe with an undeclared method (e.g. PUT /health) is not the operation it was derived from.
     declared = case.operation.method.upper() == case.method.upper()
@@ -95,6 +111,7 @@ def observation_from_case(api: str, case: Any, response: Any) -> Observation:
         path_params=dict(case.path_parameters or {}),
         request_body=case.body if isinstance(case.body, (dict, list)) else None,
         content=response.content or b"",
+        session=session,
     )
 
 
@@ -119,7 +136,9 @@ def _schemathesis_adapter(registered: RegisteredCheck) -> Callable[..., bool | N
     def adapter(ctx: Any, response: Any, case: Any) -> bool | None:
         if case.operation.schema.raw_schema.get(API_MARKER) != registered.api:
             return True  # not applicable: another contract
-        registered.func(observation_from_case(registered.api, case, response))
+        from ..hooks import session_for
+
+        registered.func(observation_from_case(registered.api, case, response, session_for(case)))
         return None
 
     adapter.__name__ = registered.name
@@ -129,16 +148,36 @@ def _schemathesis_adapter(registered: RegisteredCheck) -> Callable[..., bool | N
 
 
 def response_check(api: str) -> Callable[[ResponseCheck], ResponseCheck]:
-    """Register a response check for one API (and with Schemathesis, under the function's name)."""
+    """Register a response check for one API, or for all three (`"*"`), also with Schemathesis under the
+    function's name."""
 
     def decorate(func: ResponseCheck) -> ResponseCheck:
-        registered = RegisteredCheck(func.__name__, api, func, (func.__doc__ or "").strip())
-        if all(item.name != registered.name for item in RESPONSE_CHECKS[api]):
-            RESPONSE_CHECKS[api].append(registered)
-            schemathesis.check(_schemathesis_adapter(registered))
+        for name in RESPONSE_CHECKS if api == "*" else (api,):
+            registered = RegisteredCheck(func.__name__, name, func, (func.__doc__ or "").strip())
+            if all(item.name != registered.name for item in RESPONSE_CHECKS[name]):
+                RESPONSE_CHECKS[name].append(registered)
+        if api != "*":
+            schemathesis.check(_schemathesis_adapter(RESPONSE_CHECKS[api][-1]))
+        else:
+            schemathesis.check(_any_api_adapter(func))
         return func
 
     return decorate
+
+
+def _any_api_adapter(func: ResponseCheck) -> Callable[..., bool | None]:
+    def adapter(ctx: Any, response: Any, case: Any) -> bool | None:
+        api = case.operation.schema.raw_schema.get(API_MARKER)
+        if api not in RESPONSE_CHECKS:
+            return True
+        from ..hooks import session_for
+
+        func(observation_from_case(api, case, response, session_for(case)))
+        return None
+
+    adapter.__name__ = adapter.__qualname__ = func.__name__
+    adapter.__doc__ = func.__doc__
+    return adapter
 
 
 def run_response_checks(observation: Observation) -> Iterable[tuple[str, BaseException | None]]:
@@ -300,30 +339,120 @@ def _window_problems(window: Any, *, page: int, last_page: int) -> list[str]:
     return found
 
 
-def slice_problems(body: Any, *, slice_size: int, after: int | None, status: str | None) -> list[str]:
-    """What is wrong with one Magicline customer slice, judged on its own."""
+def slice_problems(
+    body: Any, *, slice_size: int, after: int | None, status: str | None, cursor: str | None = None
+) -> tuple[list[str], list[str]]:
+    """What is wrong with one Magicline customer slice, judged on its own: (problems by the documents, problems by
+    the mock's choices: id order and, with ``cursor`` "last-id", an offset that is the last customer's id)."""
     if not isinstance(body, dict) or not isinstance(body.get("result"), list):
-        return []
+        return [], []
     found: list[str] = []
+    chosen: list[str] = []
     ids = [item.get("id") for item in body["result"] if isinstance(item, dict)]
     if len(ids) > slice_size:
         found.append(f"the slice holds {len(ids)} customers, more than sliceSize {slice_size}")
-    if any(not isinstance(i, int) for i in ids):
-        return found
-    if ids != sorted(ids) or len(set(ids)) != len(ids):
-        found.append(f"customer ids in the slice are not strictly ascending: {ids}")
-    if after is not None and ids and ids[0] <= after:
-        found.append(f"the slice after offset {after} starts at customer {ids[0]}")
-    offset = body.get("offset")
-    if ids and str(offset) != str(ids[-1]):
-        found.append(f"offset is {offset!r} but the slice's last customer is {ids[-1]}")
+    if len(set(map(str, ids))) != len(ids):
+        found.append(f"the slice holds a customer twice: {ids}")
     if status is not None:
         wrong = [item.get("id") for item in body["result"] if isinstance(item, dict) and item.get("status") != status]
         if wrong:
             found.append(f"customerStatus={status} answered customers of another status: {wrong}")
-    return found
+    if any(not isinstance(i, int) for i in ids):
+        return found, chosen
+    if ids != sorted(ids):
+        chosen.append("customer ids in a slice are not ascending (the mock orders by id)")
+    if cursor == "last-id":
+        if after is not None and ids and ids[0] <= after:
+            chosen.append("a slice does not start after the customer id its offset names")
+        offset = body.get("offset")
+        if ids and str(offset) != str(ids[-1]):
+            chosen.append("offset is not the slice's last customer id (the mock's cursor)")
+    return found, chosen
 
 
 def raise_paging(check: str, operation: str, problems: list[str]) -> None:
     if problems:
         raise PagingBroken(check=check, operation=operation, message="\n".join(problems))
+
+
+# ---------------------------------------------------------------------------------------------- mock choices
+
+
+@response_check("*")
+def mock_choice_status(observation: Observation) -> None:
+    """A status the vendor documents only by its class (the mock chose one) may differ from the mock's: a note."""
+    operation = observation.operation
+    if operation is None or observation.contract.strict or observation.status in operation.statuses:
+        return
+    chosen = sorted(s for s in operation.mock_choice if s // 100 == observation.status // 100)
+    if chosen:
+        observation.deviate(
+            "mock_choice_status",
+            f"answered {observation.status} where the mock chose {' or '.join(map(str, chosen))}",
+        )
+
+
+@response_check("*")
+def mock_choice_body(observation: Observation) -> None:
+    """A body that differs from the mock's choices (a date in another form, an error id in other words) but not
+    from the vendor's documents: a note."""
+    operation = observation.operation
+    if operation is None or observation.contract.strict or not _has_marked_schema(observation, operation):
+        return
+    from ..openapi_check import validator_for
+
+    problems = validator_for(load_contract(observation.api)).response_problems(
+        observation.method, observation.path, observation.status, headers=observation.headers, body=observation.content
+    )
+    for problem in problems:
+        if problem.marked:
+            observation.deviate("mock_choice_body", f"differs from the mock's choice at {problem.brief}")
+
+
+def _has_marked_schema(observation: Observation, operation: Operation) -> bool:
+    return (observation.api, operation.operation_id, observation.status) in _marked_responses(observation.api)
+
+
+@functools.cache
+def _marked_responses(api: str) -> frozenset[tuple[str, str, int]]:
+    """(api, operation, status) whose response schema, as written, holds a mark: only those can differ."""
+    raw = load_contract(api).raw
+    found = set()
+    for operation in load_contract(api).operations.values():
+        for status, response in operation.raw.get("responses", {}).items():
+            # Error bodies are each vendor's error-body check's to judge.
+            if str(status).isdigit() and int(status) < 400 and _holds_mark(response, raw, set()):
+                found.add((api, operation.operation_id, int(status)))
+    return frozenset(found)
+
+
+def _holds_mark(node: Any, raw: dict[str, Any], seen: set[str]) -> bool:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            if ref in seen:
+                return False
+            seen.add(ref)
+            target: Any = raw
+            for part in ref.removeprefix("#/").split("/"):
+                target = target.get(part, {}) if isinstance(target, dict) else {}
+            return _holds_mark(target, raw, seen)
+        if any(mark.get("keywords") for mark in marks_of(node)):
+            return True
+        return any(_holds_mark(value, raw, seen) for key, value in node.items() if key != "x-mock-choice")
+    if isinstance(node, list):
+        return any(_holds_mark(value, raw, seen) for value in node)
+    return False
+
+
+def order_problem(values: list[Any], operation: Operation) -> str | None:
+    """How a list's order breaks the operation's `x-order` as written (e.g. "ordered by id, descending"), or None.
+    ``values`` are the items' `by` field, in the order the server answered them."""
+    order = operation.extension("x-order")
+    if not isinstance(order, dict) or not all(isinstance(v, int) for v in values):
+        return None
+    descending = order.get("direction") == "descending"
+    wanted = sorted(values, reverse=descending)
+    if values != wanted:
+        return f"ordered by {order.get('by')}, {order.get('direction')} (as the mock orders it)"
+    return None

@@ -1,0 +1,203 @@
+"""Requests and responses held to a contract with openapi-core, for judging an exchange the suite did not shape
+itself: what Schemathesis generated (is a refusal or an acceptance the vendor's documented rule or the mock's
+choice?) and, in the proxy, what a user's own application sends and gets.
+
+Each problem says whether the rule it breaks is one of the mock's choices (`x-mock-choice` on the keyword, or on
+the parameter for a missing one): a vendor may differ there, so the suite makes it a note, not a failure.
+Security is left to the checks that test it (a run sends credentials; the proxy forwards the app's).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from jsonschema.exceptions import ValidationError as SchemaError
+from openapi_core import OpenAPI
+from openapi_core.datatypes import RequestParameters
+from werkzeug.datastructures import Headers, ImmutableMultiDict
+
+from .contract import Contract, marks_of
+
+__all__ = ["ContractValidator", "Problem", "is_marked", "validator_for"]
+
+_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One way an exchange breaks the contract."""
+
+    #: "query", "header", "path", "cookie", "body", "status", "content-type" or "route"
+    location: str
+    #: the parameter's or field's name, when one is to blame
+    name: str | None
+    message: str
+    #: the broken rule is one of the mock's choices (a vendor may differ there)
+    marked: bool = False
+    #: the keyword broken (`maxLength`, `required`, ...), when one is
+    rule: str | None = None
+
+    @property
+    def brief(self) -> str:
+        """Where and which rule, without the value (values make notes that never repeat)."""
+        where = f"{self.location} {self.name}" if self.name else self.location
+        return f"{where} ({self.rule})" if self.rule else where
+
+
+def is_marked(error: SchemaError) -> bool:
+    """Whether a schema error breaks a rule marked as the mock's choice (for oneOf/anyOf: some alternative fails
+    only by such rules)."""
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if any(error.validator in (mark.get("keywords") or ()) for mark in marks_of(schema)):
+        return True
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        branches: dict[Any, list[SchemaError]] = {}
+        for sub in error.context:
+            branches.setdefault(sub.schema_path[0] if sub.schema_path else None, []).append(sub)
+        return any(all(is_marked(sub) for sub in subs) for subs in branches.values())
+    return False
+
+
+@dataclass
+class _Request:
+    """What openapi-core reads of a request."""
+
+    method: str
+    path: str
+    query: list[tuple[str, str]]
+    headers: Mapping[str, str]
+    body: bytes | None
+    content_type: str
+    host_url: str = "http://conformance.invalid"
+    parameters: RequestParameters = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.method = self.method.lower()
+        self.parameters = RequestParameters(query=ImmutableMultiDict(self.query), header=Headers(dict(self.headers)))
+
+
+@dataclass
+class _Response:
+    status_code: int
+    headers: Mapping[str, str]
+    data: bytes
+    content_type: str
+
+
+class ContractValidator:
+    """openapi-core's request and response validation against one view of a contract."""
+
+    def __init__(self, contract: Contract) -> None:
+        self.contract = contract
+        spec = copy.deepcopy(contract.raw)
+        spec["servers"] = [{"url": "/"}]  # the path handed in is relative to the API's base URL
+        spec.pop("security", None)
+        for item in spec.get("paths", {}).values():
+            for method in _METHODS:
+                if isinstance(item.get(method), dict):
+                    item[method].pop("security", None)
+        self._api = OpenAPI.from_dict(spec)
+
+    def request_problems(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: str | Iterable[tuple[str, str]] = (),
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> list[Problem]:
+        """What is wrong with a request (``path`` relative to the API's base URL)."""
+        headers = {name.lower(): value for name, value in (headers or {}).items()}
+        pairs = parse_qsl(query, keep_blank_values=True) if isinstance(query, str) else list(query)
+        request = _Request(method, path, pairs, headers, body or None, headers.get("content-type", ""))
+        operation = self.contract.find(method, path)
+        problems = []
+        for error in self._api.iter_request_errors(request):
+            problems += _problems(error, operation.raw if operation else {}, self.contract.raw)
+        return problems
+
+    def response_problems(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: bytes = b"",
+    ) -> list[Problem]:
+        """What is wrong with a response to a request of ``method`` on ``path``."""
+        headers = {name.lower(): value for name, value in (headers or {}).items()}
+        request = _Request(method, path, [], {}, None, "")
+        response = _Response(status, headers, body, headers.get("content-type", "application/json"))
+        problems = []
+        for error in self._api.iter_response_errors(request, response):
+            problems += _problems(error, {}, self.contract.raw)
+        return problems
+
+
+def _problems(error: Exception, operation: dict[str, Any], raw: dict[str, Any]) -> list[Problem]:
+    kind = type(error).__name__
+    cause = error.__cause__
+    schema_errors: tuple[SchemaError, ...] = tuple(getattr(cause, "schema_errors", ()) or ())
+    name = getattr(error, "name", None)
+    location = str(getattr(error, "location", "") or "")
+    if kind == "MissingRequiredParameter":
+        parameter = _parameter(operation, raw, name, location)
+        marked = any("required" in (mark.get("keywords") or ()) for mark in marks_of(parameter))
+        return [Problem(location, name, f"the required {location} parameter {name!r} is missing", marked, "required")]
+    if schema_errors:
+        where = "body" if "Body" in kind or "Data" in kind else location or "body"
+        return [
+            Problem(
+                where,
+                name if where != "body" else ".".join(str(part) for part in e.absolute_path) or None,
+                f"{name + ': ' if name and where != 'body' else ''}{e.message}",
+                is_marked(e),
+                str(e.validator),
+            )
+            for e in schema_errors
+        ]
+    if kind in ("ResponseNotFound",):
+        return [Problem("status", None, str(error))]
+    if kind in ("PathNotFound", "OperationNotFound", "ServerNotFound"):
+        return [Problem("route", None, str(error))]
+    if "MediaType" in kind or "ContentType" in kind:
+        return [Problem("content-type", None, str(error))]
+    if kind == "InvalidParameter" or name:
+        return [Problem(location or "parameter", name, str(error))]
+    return [Problem("body", None, str(error))]
+
+
+def _parameter(operation: dict[str, Any], raw: dict[str, Any], name: str | None, location: str) -> dict[str, Any]:
+    for parameter in operation.get("parameters", []):
+        if "$ref" in parameter:
+            parameter = raw.get("components", {}).get("parameters", {}).get(parameter["$ref"].rsplit("/", 1)[-1], {})
+        if parameter.get("name", "").lower() == (name or "").lower() and parameter.get("in") == location:
+            return parameter
+    return {}
+
+
+@functools.cache
+def _validator(api: str, strict: bool) -> ContractValidator:
+    from .contract import load_contract
+
+    return ContractValidator(load_contract(api).view(strict=strict))
+
+
+def validator_for(contract: Contract) -> ContractValidator:
+    """The (cached) validator of a contract view."""
+    return _validator(contract.api, contract.strict)
+
+
+def json_or_none(content: bytes) -> Any:
+    try:
+        return json.loads(content) if content else None
+    except (ValueError, UnicodeDecodeError):
+        return None
