@@ -21,7 +21,8 @@ def _require(entry: dict[str, Any], name: str, where: str) -> Any:
 def apply_fixtures(building: Building, data: dict[str, Any]) -> None:
     """Create owners, studios, API keys, intercoms, customers and codes. Unknown keys are refused, so a
     misspelt fixture file fails loudly instead of loading half a building."""
-    known = {"owners", "studios", "intercoms", "customers", "codes", "bulk_codes", "clock"}
+    # `clock` and `choices` are the runtime's (the simulated clock's start, the mock's choices), not the building's.
+    known = {"owners", "studios", "intercoms", "customers", "codes", "bulk_codes", "clock", "choices"}
     unknown = set(data) - known
     if unknown:
         raise Invalid(f"fixtures: unknown sections {sorted(unknown)}")

@@ -71,6 +71,8 @@ class Bug:
     catches: frozenset[str] = frozenset()
     needs: tuple[str, ...] = ()
     setup: Callable[[Any], dict[str, Any]] | None = None
+    #: the building to start from (None: the demo building)
+    fixtures: Callable[[], dict[str, Any]] | None = None
 
     def request(self, req: Req) -> Resp | None:
         return None
@@ -310,10 +312,23 @@ class VmsPagingNext(Bug):
             resp.set_json(body)
 
 
+def _many_customers() -> dict[str, Any]:
+    """The demo building with 60 more customers in Mission Beach, so walking slices of 50 takes two."""
+    from mockserver.app import load_fixtures
+
+    data = load_fixtures(None)
+    extra = [
+        {"id": 5000 + n, "studio": 1238735970, "first_name": "Extra", "last_name": f"Member {n}", "status": "MEMBER"}
+        for n in range(60)
+    ]
+    return {**data, "customers": [*data["customers"], *extra]}
+
+
 class MagiclineOffset(Bug):
     """The answered `offset` is one before the slice's last customer (the next slice repeats it)."""
 
-    api, catches = "magicline", frozenset({"magicline_slice"})
+    api, catches = "magicline", frozenset({"magicline_slice", "magicline_paging"})
+    fixtures = staticmethod(_many_customers)
 
     def response(self, req: Req, resp: Resp) -> None:
         body = resp.json()

@@ -23,7 +23,8 @@ BUGS = sorted(
 
 
 def _run(api: str, bug: planted.Bug | None) -> tuple[int, set[str]]:
-    with mock_testing.start_mock(seed=0, wrap=planted.wrap(bug) if bug else None) as mock:
+    fixtures = bug.fixtures() if bug is not None and bug.fixtures else None
+    with mock_testing.start_mock(seed=0, wrap=planted.wrap(bug) if bug else None, fixtures=fixtures) as mock:
         if bug is not None and bug.setup:
             bug.setup(mock)
         extra = {"disposable_code_id": disposable_code(mock)} if api == "seam" else {}
