@@ -39,7 +39,15 @@ class Deviations:
     def __init__(self, strict: bool) -> None:
         self.strict = strict
         self._counts: dict[tuple[str, str, str], int] = {}
+        self._sampled: dict[object, int] = {}
         self._lock = threading.Lock()
+
+    def sample(self, key: object, limit: int) -> bool:
+        """Whether to look at one more exchange of a kind (``key``): a costly comparison need not see them all."""
+        with self._lock:
+            seen = self._sampled.get(key, 0)
+            self._sampled[key] = seen + 1
+        return seen < limit
 
     def report(self, check: str, operation: str, message: str) -> None:
         """Record a difference (vendor view), or raise it as a failure (strict)."""

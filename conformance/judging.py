@@ -51,11 +51,15 @@ def difference(
     path = _relative(url, session.target.base_url)
     query = urlsplit(url).query
     if check in METHOD_CHECKS and session.contract.extension("x-unsupported-method") is None:
+        if check == "allow_header_conformance":
+            return "its Allow header names other methods than the contract (the mock names exactly those)"
         return f"a method the API lacks answered {status} (the mock answers 405 with Allow)"
     if check in ("negative_data_rejection", "missing_required_header"):
         problems = validator_for(written).request_problems(method, path, query=query, headers=headers, body=body)
         if problems and all(problem.marked for problem in problems):
             return "accepted what only the mock's own rules refuse: " + _briefly(problems)
+        if problems and all(_coercible(problem, body) for problem in problems):
+            return "reads a number or true/false sent for a text field as text: " + _briefly(problems)
         return None
     if check == "positive_data_acceptance":
         return _refusal(session, written, method, path, query, headers, body, status, response)
@@ -96,6 +100,22 @@ def _refusal(
     if unusual:
         return f"refused ({status}) a request with values the documents put no rule on: {', '.join(unusual)}"
     return None
+
+
+def _coercible(problem: Any, body: bytes | None) -> bool:
+    """A JSON number or boolean where the contract types a body field as a string: Spring's and Laravel's parsers
+    read it as its text, and the documents do not say it is refused."""
+    if problem.location != "body" or problem.rule != "type" or not problem.name:
+        return False
+    value: Any = _json(body or b"")
+    for part in problem.name.split("."):
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return False
+    return isinstance(value, (bool, int, float)) and "string" in problem.message
 
 
 def _briefly(problems: list[Any]) -> str:

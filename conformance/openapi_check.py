@@ -45,8 +45,9 @@ class Problem:
 
     @property
     def brief(self) -> str:
-        """Where and which rule, without the value (values make notes that never repeat)."""
-        where = f"{self.location} {self.name}" if self.name else self.location
+        """Where and which rule, without the value or item positions (they make notes that never repeat)."""
+        name = ".".join("*" if part.isdigit() else part for part in self.name.split(".")) if self.name else None
+        where = f"{self.location} {name}" if name else self.location
         return f"{where} ({self.rule})" if self.rule else where
 
 
@@ -146,19 +147,16 @@ def _problems(error: Exception, operation: dict[str, Any], raw: dict[str, Any]) 
     kind = type(error).__name__
     cause = error.__cause__
     schema_errors: tuple[SchemaError, ...] = tuple(getattr(cause, "schema_errors", ()) or ())
-    name = getattr(error, "name", None)
-    location = str(getattr(error, "location", "") or "")
-    if kind == "MissingRequiredParameter":
-        parameter = _parameter(operation, raw, name, location)
-        marked = any("required" in (mark.get("keywords") or ()) for mark in marks_of(parameter))
-        return [Problem(location, name, f"the required {location} parameter {name!r} is missing", marked, "required")]
+    name = getattr(error, "name", None) or getattr(cause, "name", None)
+    location = str(getattr(error, "location", "") or getattr(cause, "location", "") or "")
+    if name is not None and location in ("query", "header", "path", "cookie"):
+        return _parameter_problems(error, cause, schema_errors, _parameter(operation, raw, name, location))
     if schema_errors:
-        where = "body" if "Body" in kind or "Data" in kind else location or "body"
         return [
             Problem(
-                where,
-                name if where != "body" else ".".join(str(part) for part in e.absolute_path) or None,
-                f"{name + ': ' if name and where != 'body' else ''}{e.message}",
+                "body",
+                ".".join(str(part) for part in e.absolute_path) or None,
+                e.message,
                 is_marked(e),
                 str(e.validator),
             )
@@ -170,9 +168,30 @@ def _problems(error: Exception, operation: dict[str, Any], raw: dict[str, Any]) 
         return [Problem("route", None, str(error))]
     if "MediaType" in kind or "ContentType" in kind:
         return [Problem("content-type", None, str(error))]
-    if kind == "InvalidParameter" or name:
-        return [Problem(location or "parameter", name, str(error))]
     return [Problem("body", None, str(error))]
+
+
+def _parameter_problems(
+    error: Exception, cause: Any, schema_errors: tuple[SchemaError, ...], parameter: dict[str, Any]
+) -> list[Problem]:
+    name, location = str(parameter.get("name", getattr(error, "name", ""))), str(parameter.get("in", ""))
+    marks = marks_of(parameter) + marks_of(parameter.get("schema", {}))
+    whole = any(not mark.get("keywords") for mark in marks)
+    keywords = {keyword for mark in marks for keyword in mark.get("keywords") or ()}
+    if type(error).__name__ == "MissingRequiredParameter":
+        message = f"the required {location} parameter {name!r} is missing"
+        return [Problem(location, name, message, whole or "required" in keywords, "required")]
+    if schema_errors:
+        return [
+            Problem(location, name, f"{name}: {e.message}", whole or is_marked(e), str(e.validator))
+            for e in schema_errors
+        ]
+    if type(cause).__name__ == "CastError":
+        return [Problem(location, name, f"{name}: not of type {cause.type}", whole or "type" in keywords, "type")]
+    if type(cause).__name__ == "EmptyQueryParameterValue":
+        empty_rule = bool(keywords & {"pattern", "minLength", "type"})
+        return [Problem(location, name, f"{name}: empty", whole or empty_rule, "empty")]
+    return [Problem(location, name, str(error), whole)]
 
 
 def _parameter(operation: dict[str, Any], raw: dict[str, Any], name: str | None, location: str) -> dict[str, Any]:

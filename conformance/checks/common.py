@@ -354,7 +354,12 @@ def slice_problems(
     if len(set(map(str, ids))) != len(ids):
         found.append(f"the slice holds a customer twice: {ids}")
     if status is not None:
-        wrong = [item.get("id") for item in body["result"] if isinstance(item, dict) and item.get("status") != status]
+        # `status` is the mock's field; a server that names it otherwise is judged by the walk, not here.
+        wrong = [
+            item.get("id")
+            for item in body["result"]
+            if isinstance(item, dict) and item.get("status") is not None and item.get("status") != status
+        ]
         if wrong:
             found.append(f"customerStatus={status} answered customers of another status: {wrong}")
     if any(not isinstance(i, int) for i in ids):
@@ -399,14 +404,16 @@ def mock_choice_body(observation: Observation) -> None:
     operation = observation.operation
     if operation is None or observation.contract.strict or not _has_marked_schema(observation, operation):
         return
+    session = observation.session
+    if session is not None and not session.deviations.sample((operation.operation_id, observation.status), 25):
+        return  # each kind of answer is compared a few times: enough to see a difference, without the cost
     from ..openapi_check import validator_for
 
     problems = validator_for(load_contract(observation.api)).response_problems(
         observation.method, observation.path, observation.status, headers=observation.headers, body=observation.content
     )
-    for problem in problems:
-        if problem.marked:
-            observation.deviate("mock_choice_body", f"differs from the mock's choice at {problem.brief}")
+    for brief in sorted({problem.brief for problem in problems if problem.marked}):
+        observation.deviate("mock_choice_body", f"differs from the mock's choice at {brief}")
 
 
 def _has_marked_schema(observation: Observation, operation: Operation) -> bool:

@@ -218,11 +218,13 @@ def vms_created_code_echo(observation: Observation) -> None:
 
 
 def _int_query(query: dict[str, Any], name: str, default: int) -> int | None:
+    """A positive integer query value, or None."""
     value = query.get(name, default)
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError):
         return None
+    return number if number >= 1 else None
 
 
 @response_check(API)
@@ -230,9 +232,9 @@ def vms_paginator(observation: Observation) -> None:
     """One page of the list is a consistent Laravel paginator (counts, from/to, links, link window)."""
     if observation.operation_id != "listCodes" or observation.status != 200:
         return
-    page, per_page = _int_query(observation.query, "page", 1), _int_query(observation.query, "per_page", 25)
-    if page is None or per_page is None:
-        return
+    # Laravel's paginator reads a page or size that is not a positive integer as page 1 and the default size; a
+    # server that refuses them instead never gets here.
+    page, per_page = _int_query(observation.query, "page", 1) or 1, _int_query(observation.query, "per_page", 25) or 25
     raise_paging(
         "vms_paginator", observation.label, laravel_page_problems(observation.body, page=page, per_page=per_page)
     )
