@@ -21,7 +21,7 @@ from .failures import ConformanceFailure
 from .generic import GenericRunError, run_schemathesis
 from .policy import SafetyRefusal
 from .redact import Redactor
-from .scenarios import SCENARIOS, ScenarioContext
+from .scenarios import SCENARIOS, ScenarioContext, ScenarioSkipped
 from .session import RunAborted, Session, open_session
 from .stateful import describe_error, run_machine
 from .target import Options, Target
@@ -172,6 +172,10 @@ def _scenarios(session: Session, checker: ResponseChecker, seed: int) -> Iterato
             yield Outcome(name, finding.check, finding.operation, "failed", 0, finding)
             if finding.check != item.name:
                 yield Outcome(name, item.name, "scenario", "failed", 0, None, note=f"see {finding.check}")
+            continue
+        except ScenarioSkipped as skipped:
+            yield from checker.drain()
+            yield Outcome(name, item.name, "scenario", "skipped", note=session.redactor.text(str(skipped)))
             continue
         except (Unreachable, SafetyRefusal, RunAborted):
             raise

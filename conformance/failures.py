@@ -12,6 +12,7 @@ may raise them as they are, and our own scenario code raises the very same class
      ├── ValidationFieldMissing   a 422/400 does not name the offending field
      ├── StateMismatch            the server forgot, duplicated, resurrected or changed data
      ├── FilterLeak               a filtered list holds items outside the filter
+     ├── PushMismatch             a documented push did not arrive, or reached the device that caused it
      ├── AuthNotEnforced          missing, wrong or mis-named credentials were accepted
      ├── ScopeNotEnforced         a key without the required scope was allowed
      ├── TenantLeak               one tenant saw or changed another tenant's data
@@ -32,6 +33,7 @@ __all__ = [
     "FieldMismatch",
     "FilterLeak",
     "PagingBroken",
+    "PushMismatch",
     "ScopeNotEnforced",
     "StateMismatch",
     "TenantLeak",
@@ -124,6 +126,11 @@ class StateMismatch(ConformanceFailure):
 class FilterLeak(ConformanceFailure):
     code = "DC202"
     kind_title = "Filtered list holds foreign items"
+
+
+class PushMismatch(ConformanceFailure):
+    code = "DC203"
+    kind_title = "Push not as documented"
 
 
 class AuthNotEnforced(ConformanceFailure):

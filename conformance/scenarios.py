@@ -17,7 +17,11 @@ if TYPE_CHECKING:
     from .client import ApiClient, Exchange
     from .session import Session
 
-__all__ = ["SCENARIOS", "Scenario", "ScenarioContext", "scenario"]
+__all__ = ["SCENARIOS", "Scenario", "ScenarioContext", "ScenarioSkipped", "scenario"]
+
+
+class ScenarioSkipped(Exception):
+    """The scenario cannot be done against this server (say, its socket cannot be reached); the message says why."""
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,12 @@ from ..failures import (
     ErrorBodyMismatch,
     FieldMismatch,
     PagingBroken,
+    PushMismatch,
     StateMismatch,
     TenantLeak,
     ValidationFieldMissing,
 )
-from ..scenarios import ScenarioContext, scenario
+from ..scenarios import ScenarioContext, ScenarioSkipped, scenario
 from .common import Observation, laravel_page_problems, order_problem, raise_expiry, raise_paging, response_check
 from .common import expiry_problems as _expiry_problems
 
@@ -569,3 +570,93 @@ def vms_tenant_isolation(ctx: ScenarioContext) -> None:
             exchange=foreign,
         )
     ctx.expect(foreign, 404, why="the other user creating a code on this user's intercom", kind=TenantLeak)
+
+
+# ---------------------------------------------------------------------------------------------- pushes
+
+PUSH_EVENT = "App\\Events\\UserPush"
+#: how long a documented push may take to arrive, and how long after the other device got it the sender is watched
+PUSH_WAIT_SECONDS = 5.0
+SENDER_GRACE_SECONDS = 0.5
+
+
+@scenario(API, needs=("intercom_id",), writes=True)
+def vms_push(ctx: ScenarioContext) -> None:
+    """Seed 004: after a create the user's channel gets `intercom.code.store` with the code, after a delete
+    `intercom.code.delete` with its id, and the device whose socket id came in `X-Socket-ID` gets neither. Found
+    the way an app finds it: `wsurl`, the Pusher protocol, `broadcasting/auth`, `private-user.{id}`."""
+    from ..pusher import PushError, PusherSocket, socket_urls
+
+    user_id = ctx.session.user_ids.get("primary")
+    if user_id is None:
+        raise ScenarioSkipped("the login answered no user id, so there is no private-user channel to join")
+    answer = ctx.client.get("/api/v1/wsurl")
+    info = answer.json()
+    if answer.status != 200 or not isinstance(info, dict) or not socket_urls(info):
+        raise ScenarioSkipped(f"wsurl answered HTTP {answer.status} without a socket address")
+    channel = f"private-user.{user_id}"
+    sockets: list[PusherSocket] = []
+    try:
+        for _ in range(2):
+            socket = PusherSocket(socket_urls(info), timeout=PUSH_WAIT_SECONDS)
+            sockets.append(socket)
+            auth = ctx.client.post(
+                "/api/v1/broadcasting/auth", data={"socket_id": socket.socket_id, "channel_name": channel}
+            )
+            signature = ctx.body(ctx.expect(auth, 200, why=f"authorising {channel}")).get("auth")
+            if not isinstance(signature, str) or not socket.subscribe(channel, signature):
+                raise ctx.fail(PushMismatch, f"the socket refused {channel} with the signature the API gave")
+        sender, other = sockets
+        created = ctx.client.post(
+            f"/api/v1/intercom/{ctx.target.intercom_id}/codes",
+            json_body={"title": "conformance push", "expired_at": ctx.session.policy.expiry_text()},
+            headers={"X-Socket-ID": sender.socket_id},
+        )
+        code = ctx.body(ctx.expect(created, 200, why="creating a code for the push"))
+        _expect_push(ctx, other, sender, "intercom.code.store", lambda p: _stored_id(p) == code.get("id"), code)
+        deleted = delete_codes_from(ctx, [code["id"]], other.socket_id)
+        ctx.expect(deleted, 204, why="deleting the pushed code")
+        _expect_push(
+            ctx, sender, other, "intercom.code.delete", lambda p: code["id"] in (p.get("deleted_ids") or []), code
+        )
+    except PushError as exc:
+        raise ScenarioSkipped(f"the push socket could not be used: {exc}") from None
+    finally:
+        for socket in sockets:
+            socket.close()
+
+
+def delete_codes_from(ctx: ScenarioContext, ids: list[Any], socket_id: str) -> Any:
+    return ctx.client.delete(LIST, json_body={"ids": ids}, headers={"X-Socket-ID": socket_id})
+
+
+def _stored_id(payload: dict[str, Any]) -> Any:
+    code = payload.get("intercom_code")
+    return code.get("id") if isinstance(code, dict) else None
+
+
+def _expect_push(
+    ctx: ScenarioContext,
+    receiver: Any,
+    sender: Any,
+    kind: str,
+    matches: Any,
+    code: dict[str, Any],
+) -> None:
+    def wanted(event: dict[str, Any]) -> bool:
+        if event.get("event") != PUSH_EVENT:
+            return False
+        from ..pusher import event_data
+
+        payload = event_data(event)
+        return payload.get("type") == kind and bool(matches(payload))
+
+    if receiver.wait_for(wanted) is None:
+        raise ctx.fail(
+            PushMismatch,
+            f"no `{kind}` push for code {code.get('id')} reached the user's other device within {PUSH_WAIT_SECONDS} s",
+        )
+    if sender.wait_for(wanted, timeout=SENDER_GRACE_SECONDS) is not None:
+        raise ctx.fail(
+            PushMismatch, f"the `{kind}` push for code {code.get('id')} reached the device that sent X-Socket-ID"
+        )
