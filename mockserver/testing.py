@@ -87,10 +87,11 @@ def start_mock(
     pipeline: str = "compiled",
     read_cache: bool = True,
     clock: ManualClock | None = None,
+    choices: dict[str, str] | None = None,
 ) -> RunningMock:
     """Start a mock on a free port and wait until it answers. ``wrap`` may wrap the whole ASGI app (to plant
     a bug, for instance). The clock is frozen by default so tests decide when time passes; ``clock`` replaces it
-    (``start`` and ``frozen`` are then ignored)."""
+    (``start`` and ``frozen`` are then ignored); ``choices`` switches the mock's choices (`mockserver.choices`)."""
     if clock is None:
         clock = ManualClock(start, frozen=frozen)
     app = create_app(
@@ -104,6 +105,7 @@ def start_mock(
         validate_responses=validate_responses,
         pipeline=pipeline,
         read_cache=read_cache,
+        choices=choices,
     )
     asgi: ASGIApp = wrap(app) if wrap is not None else app
     sock = _free_socket(host)

@@ -10,6 +10,7 @@ import json
 import re
 import typing as t
 from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode
 
 import orjson
 from connexion.datastructures import MediaTypeDict
@@ -294,7 +295,28 @@ class CompiledParameterValidator(ParameterValidator):
                         Violation(location, name, rule, error.message, error.validator_value, marks.get(rule))
                     )
                     break
-        raise_violations(violations, request.scope)
+        if any(v.choice for v in violations):
+            violations = _waive(violations, request, query)
+        raise_violations(violations)
+
+
+def _waive(violations: list[Violation], request: ConnexionRequest, query: dict[str, t.Any] | None) -> list[Violation]:
+    """The violations the request's choices keep. A query value waived for its type cannot reach the handler as
+    that type, so it is taken out of the request: the handler sees no value, as a lenient server reads it."""
+    choices = choices_of(request.scope)
+    kept, dropped = [], set()
+    for violation in violations:
+        if violation.choice is None or choices.enforces(violation.choice):
+            kept.append(violation)
+        elif violation.location == "query" and violation.rule in ("type", "format") and violation.field:
+            dropped.add(violation.field)
+    if dropped:
+        if query is not None:
+            for name in dropped:
+                query.pop(name, None)
+        pairs = parse_qsl(request.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        request.scope["query_string"] = urlencode([(k, v) for k, v in pairs if k not in dropped]).encode("latin-1")
+    return kept
 
 
 class _BodyMixin:
