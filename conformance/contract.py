@@ -199,8 +199,6 @@ class Operation:
     invented: bool = False
     required_scopes: tuple[str, ...] = ()
     secured: bool = True
-    #: the view's security is the strict contract's minus a mock choice: whether it checks a token is open
-    open_security: bool = False
 
     @property
     def label(self) -> str:
@@ -332,7 +330,6 @@ def _operations(
                 else frozenset()
             )
             written = (source or raw)["paths"][path][method]
-            open_security = vendor and any("security" in (m.get("keywords") or ()) for m in marks_of(written))
             security = operation.get("security")
             result[operation["operationId"]] = Operation(
                 operation_id=operation["operationId"],
@@ -344,7 +341,6 @@ def _operations(
                 invented=operation["operationId"] in invented or any(not m.get("keywords") for m in marks_of(written)),
                 required_scopes=tuple(operation.get("x-required-scopes", ())),
                 secured=bool(security) if security is not None else default_secured,
-                open_security=open_security,
             )
     return result
 

@@ -48,10 +48,13 @@ class PusherSocket:
         self.timeout = timeout
         self.events: list[dict[str, Any]] = []
         self.url = ""
+        self._stack = contextlib.ExitStack()
         errors = []
         for url in urls:
             try:
-                self._ws: ClientConnection = connect(url, open_timeout=timeout, close_timeout=1)
+                self._ws: ClientConnection = self._stack.enter_context(
+                    connect(url, open_timeout=timeout, close_timeout=1)
+                )
             except (OSError, WebSocketException, TimeoutError) as exc:
                 errors.append(f"{url.split('?')[0]}: {type(exc).__name__}: {exc}")
                 continue
@@ -118,7 +121,7 @@ class PusherSocket:
 
     def close(self) -> None:
         with contextlib.suppress(OSError, WebSocketException):
-            self._ws.close()
+            self._stack.close()
 
 
 def event_data(event: dict[str, Any]) -> dict[str, Any]:

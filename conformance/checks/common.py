@@ -207,8 +207,10 @@ def parse_vms_time(value: Any) -> datetime | None:
         return None
 
 
-def expiry_problems(code: dict[str, Any], now: datetime | None) -> tuple[list[str], list[str]]:
-    """Problems with a VMS code's expiry fields: (`will_deleted_at` problems, `is_expired` problems)."""
+def expiry_problems(code: dict[str, Any], now: datetime | None, *, listed: bool = True) -> tuple[list[str], list[str]]:
+    """Problems with a VMS code's expiry fields: (`will_deleted_at` problems, `is_expired` problems). A code
+    ``listed`` must not outlive its `will_deleted_at`; a create may answer a code born expired and already due
+    to go (a server that takes an expiry in the past)."""
     deletion, expired = [], []
     expires = parse_vms_time(code.get("expired_at"))
     deleted = parse_vms_time(code.get("will_deleted_at"))
@@ -230,7 +232,7 @@ def expiry_problems(code: dict[str, Any], now: datetime | None) -> tuple[list[st
             f"({now:%Y-%m-%d %H:%M:%S}) is {'past' if now >= expires else 'before'} expired_at "
             f"{code.get('expired_at')}"
         )
-    if expires is not None and now is not None and deleted is not None and now > deleted + EXPIRY_TOLERANCE:
+    if expires is not None and now is not None and deleted is not None and now > deleted + EXPIRY_TOLERANCE and listed:
         expired.append(
             f"code {code.get('id')} is still answered after its will_deleted_at "
             f"{code.get('will_deleted_at')} (server clock {now:%Y-%m-%d %H:%M:%S})"
@@ -395,6 +397,22 @@ def mock_choice_status(observation: Observation) -> None:
             "mock_choice_status",
             f"answered {observation.status} where the mock chose {' or '.join(map(str, chosen))}",
         )
+
+
+@response_check("*")
+def mock_choice_security(observation: Observation) -> None:
+    """An operation the mock answers without credentials, by its choice, may ask for them: such a 401 is a note."""
+    if observation.status != 401 or not answers_without_token(observation.api, observation.operation_id):
+        return
+    observation.deviate("mock_choice_security", "asks for a token where the mock answers without one")
+
+
+def answers_without_token(api: str, operation_id: str | None) -> bool:
+    """Whether the contract as written answers the operation without credentials, by one of the mock's choices."""
+    written = load_contract(api).operations.get(operation_id or "")
+    if written is None or written.raw.get("security") != []:
+        return False
+    return any("security" in (mark.get("keywords") or ()) for mark in marks_of(written.raw))
 
 
 @response_check("*")

@@ -191,7 +191,8 @@ def vms_is_expired(observation: Observation) -> None:
     """`is_expired` agrees with the server's own clock (its `Date` header), and no code outlives
     `will_deleted_at`."""
     now = observation.server_time
-    problems = [p for code in _codes_in(observation) for p in _expiry_problems(code, now)[1]]
+    listed = observation.operation_id == "listCodes"
+    problems = [p for code in _codes_in(observation) for p in _expiry_problems(code, now, listed=listed)[1]]
     raise_expiry("vms_is_expired", observation.label, problems)
 
 

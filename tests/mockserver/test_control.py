@@ -55,7 +55,7 @@ def test_snapshot_restore_and_reset(mock: RunningMock, control: httpx.Client) ->
     assert control.get("/clock").json()["now"] == START.isoformat()
 
     assert control.post("/reset").status_code == 204
-    assert [c["title"] for c in _codes(mock)] == ["Visitor 1"]
+    assert [c["title"] for c in _codes(mock)] == ["Gardener", "Visitor 1"]
     refused = control.put("/snapshot", json={"format": "something-else"})
     assert refused.status_code == 400 and refused.headers["content-type"] == "application/problem+json"
 
