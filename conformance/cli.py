@@ -285,19 +285,27 @@ def list_checks(api: str | None) -> None:
         for info in catalogue(name):
             needs = f"  [needs {', '.join(info.needs)}]" if info.needs else ""
             click.echo(f"  {info.name}  ({info.kind}){needs}")
-            click.echo(
-                textwrap.fill(
-                    " ".join(info.doc.split()), width=100, initial_indent="      ", subsequent_indent="      "
-                )
-            )
+            click.echo(_wrapped(info.doc))
         marks = load_contract(name).marks()
         click.echo(f"\n{name}: the mock's choices in the contract ({len(marks)}; a vendor may differ there)")
         for mark in marks:
             keywords = ", ".join(mark.keywords) if mark.keywords else "the whole of it"
             choice = f"  [mockserver choice {mark.choice}]" if mark.choice else ""
             click.echo(f"  {mark.where}: {keywords}{choice}")
-            click.echo(textwrap.fill(mark.reason, width=100, initial_indent="      ", subsequent_indent="      "))
+            click.echo(_wrapped(mark.reason))
         click.echo("")
+
+
+def _wrapped(text: str) -> str:
+    # Never break inside a word: names like `private-user.{id}` must stay whole to be searched for.
+    return textwrap.fill(
+        " ".join(text.split()),
+        width=100,
+        initial_indent="      ",
+        subsequent_indent="      ",
+        break_on_hyphens=False,
+        break_long_words=False,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

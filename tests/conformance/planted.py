@@ -634,6 +634,40 @@ class VmsWillDeletedAt(Bug):
         resp.set_json(body)
 
 
+# ---------------------------------------------------------------------------------------------- pushes
+
+
+class VmsPushToSender(Bug):
+    """The device that made the change gets its own push (the server forgets `X-Socket-ID`)."""
+
+    api, catches = "vms", frozenset({"vms_push"})
+
+    def request(self, req: Req) -> Resp | None:
+        req.headers.pop("x-socket-id", None)
+        return None
+
+
+def _drop_store_pushes(mock: Any) -> dict[str, Any]:
+    """A hub that never sends `intercom.code.store` (the create's push is lost)."""
+    hub = mock.runtime.hub
+    publish = hub.publish_nowait
+
+    def publish_nowait(channel: str, event: str, payload: Any, **kwargs: Any) -> Any:
+        if isinstance(payload, dict) and payload.get("type") == "intercom.code.store":
+            return None
+        return publish(channel, event, payload, **kwargs)
+
+    hub.publish_nowait = publish_nowait
+    return {}
+
+
+class VmsNoStorePush(Bug):
+    """A created code is never pushed."""
+
+    api, catches = "vms", frozenset({"vms_push"})
+    setup = staticmethod(_drop_store_pushes)
+
+
 BUGS: list[type[Bug]] = [
     VmsErrorBody,
     SeamErrorBody,
@@ -666,4 +700,6 @@ BUGS: list[type[Bug]] = [
     MagiclineTenantLeak,
     VmsExpiryFlag,
     VmsWillDeletedAt,
+    VmsPushToSender,
+    VmsNoStorePush,
 ]

@@ -161,3 +161,77 @@ def test_the_pytest_plugin_gates_a_server(mock: mock_testing.RunningMock, tmp_pa
         )
     assert failed.returncode == 1 and "seam_health" in failed.stdout, failed.stdout
     assert "demo-seam-alice" not in failed.stdout
+
+
+# ---------------------------------------------------------------------------------------------- the output
+
+
+def test_checks_prints_every_check_in_full_and_every_mock_choice_with_its_reason() -> None:
+    from conformance.checks import catalogue
+    from conformance.contract import load_contract
+
+    result = subprocess.run(
+        [sys.executable, "-m", "conformance", "checks", "--api", "vms"], capture_output=True, text=True, check=True
+    )
+    text = " ".join(result.stdout.split())
+    for info in catalogue("vms"):
+        assert " ".join(info.doc.split()) in text, info.name  # the whole docstring, not its first line
+    for mark in load_contract("vms").marks():
+        assert mark.where in text and " ".join(mark.reason.split()) in text
+
+
+def test_the_summary_counts_in_words_and_says_each_error_once() -> None:
+    from conformance.events import Finding, Outcome, RequestView, RunFinished, RunStarted
+    from conformance.reports import Summary
+
+    finding = Finding("vms", "vms_code_digits", "GET /x", "Field", "letters", (RequestView("GET", "http://x/y"),))
+    events = [
+        RunStarted("vms", "vms", "http://x", 0, "run"),
+        Outcome("vms", "vms_code_digits", "GET /x", "failed", 0, finding),
+        *[Outcome("vms", "schemathesis", "GET /x", "error", note="Hook failed: boom") for _ in range(3)],
+        RunFinished("vms", 1.0),
+    ]
+    text = Summary().consume(events).render()
+    assert "failed: 1 check" in text and "1 checks" not in text
+    assert "reproduce (seed None):" in text and ", )" not in text
+    assert text.count("Hook failed: boom") == 1
+
+
+def test_fuzz_without_a_terminal_prints_each_stage_once_and_says_when_it_found_nothing(
+    mock: mock_testing.RunningMock, tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "conformance",
+            "fuzz",
+            "--api",
+            "seam",
+            "--base-url",
+            mock.urls["seam"],
+            "--token",
+            "demo-seam-alice",
+            "--max-time",
+            "4",
+            "--max-examples",
+            "2",
+            "--out",
+            str(tmp_path / "found"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    stages = [line for line in result.stderr.splitlines() if line.startswith("seam: ")]
+    assert stages and len(stages) == len(set(stages))
+    assert "no findings" in result.stdout
+
+
+def test_a_config_file_names_its_own_keys_in_skip_notes(mock: mock_testing.RunningMock, tmp_path: Path) -> None:
+    config = tmp_path / "gate.toml"
+    config.write_text(f'[[target]]\napi = "seam"\nbase-url = "{mock.urls["seam"]}"\ntoken = "demo-seam-alice"\n')
+    result = _conformance("run", "--config", str(config), "--stage", "scenarios")
+    assert result.returncode == 0, result.stdout
+    assert "`other-token` (in gate.toml)" in result.stdout and "--other-token" not in result.stdout
