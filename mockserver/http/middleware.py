@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from .errors import FieldError
+from .headers import first_header, first_headers, with_lowercase_media_types
 from .journal import JournalEntry
 
 if TYPE_CHECKING:
@@ -87,8 +88,9 @@ class MockHttpMiddleware:
         path: str = scope["path"]
 
         if runtime.control_token and (path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/")):
-            given = dict(scope["headers"]).get(b"x-mock-control-token", b"").decode("latin-1")
-            if not hmac.compare_digest(given, runtime.control_token):
+            # Bytes, not text: compare_digest refuses text beyond ASCII. The first header of a name wins, as everywhere.
+            given = first_header(scope["headers"], b"x-mock-control-token") or ""
+            if not hmac.compare_digest(given.encode("latin-1"), runtime.control_token.encode()):
                 response = JSONResponse(
                     {
                         "type": "about:blank",
@@ -101,6 +103,12 @@ class MockHttpMiddleware:
                 )
                 await response(scope, receive, send)
                 return
+
+        # The journal keeps the headers as the client sent them; the app sees media types in one spelling.
+        sent_headers = scope["headers"]
+        lowercased = with_lowercase_media_types(sent_headers)
+        if lowercased is not None:
+            scope["headers"] = lowercased
 
         started = time.perf_counter()
         limit = runtime.settings.max_body_bytes
@@ -155,7 +163,7 @@ class MockHttpMiddleware:
             matched = router.match(scope)
         if scope["method"] == "HEAD":
             vendor = runtime.vendor_for_path(path)
-            early = vendor.intercept("HEAD", path, dict(scope["headers"])) if vendor else None
+            early = vendor.intercept("HEAD", path, first_headers(scope["headers"])) if vendor else None
             if early is not None:
                 app = _empty_response(early)
         try:
@@ -176,7 +184,7 @@ class MockHttpMiddleware:
                         status=status,
                         duration_ms=round((time.perf_counter() - started) * 1000, 3),
                         operation_id=routing_info(scope)[0],
-                        request_headers=scope["headers"],
+                        request_headers=sent_headers,
                         request_body=b"".join(request_chunks),
                         response_headers=response_headers,
                         response_body=b"".join(response_chunks),
