@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from connexion.lifecycle import ConnexionRequest
+from starlette.datastructures import URL
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -146,6 +147,8 @@ class MockHttpMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = [(k, v) for k, v in message.get("headers", ()) if k != b"date"]
+                if 300 <= status < 400:
+                    headers = _own_location(headers, scope, runtime.public_url)
                 headers.append((b"date", date))
                 message = {**message, "headers": headers}
                 response_headers = headers
@@ -208,6 +211,24 @@ class MockHttpMiddleware:
             return
         scope.setdefault("path_params", {})["app_key"] = scope["path"].rsplit("/", 1)[-1]
         await hub.endpoint(websocket)
+
+
+def _own_location(
+    headers: list[tuple[bytes, bytes]], scope: Scope, public_url: str | None
+) -> list[tuple[bytes, bytes]]:
+    """A redirect to the mock itself, without the host the client named: Starlette's trailing-slash redirect
+    builds an absolute Location from the Host header (``Host: evil.example`` sent clients to evil.example).
+    Such a Location becomes relative, or absolute on ``--public-url`` when one is configured."""
+    # The origin exactly as Starlette's redirect wrote it (from the Host header, else the socket's address).
+    origin = URL(scope={**scope, "path": "", "query_string": b""})
+    own = f"{origin.scheme}://{origin.netloc}".encode("latin-1")
+    rewritten = []
+    for name, value in headers:
+        if name == b"location" and value.startswith(own) and value[len(own) : len(own) + 1] in (b"", b"/", b"?"):
+            target = value[len(own) :] or b"/"
+            value = public_url.encode("latin-1") + target if public_url else target
+        rewritten.append((name, value))
+    return rewritten
 
 
 def _empty_response(status: int) -> ASGIApp:

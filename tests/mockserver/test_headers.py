@@ -11,6 +11,7 @@ from mockserver.http.headers import (
     first_headers,
     header_key,
     lowercase_media_type,
+    usable_host,
     with_lowercase_media_types,
 )
 
@@ -58,3 +59,11 @@ def test_headers_are_copied_only_when_a_media_type_changes() -> None:
         (b"content-type", b"text/plain"),
     ]
     assert mixed[1] == (b"content-type", b"Application/Json")  # the client's list stays as it was sent
+
+
+def test_a_host_is_usable_when_a_url_can_carry_it() -> None:
+    for usable in ("127.0.0.1", "127.0.0.1:8080", "mock.example.com", "[::1]", "[::1]:443", "a-b.c_d~e:65535"):
+        assert usable_host(usable) == usable
+    for broken in (None, "", "127.0.0.1:99999", "127.0.0.1:abc", "[::1", "[::1]x", "[nope]", "a b", "u@h", ":80"):
+        assert usable_host(broken) is None
+    assert usable_host("127.0.0.1:") is None  # an empty port makes links like http://127.0.0.1:/path

@@ -63,3 +63,38 @@ def test_head_checks_the_first_of_two_magicline_keys(mock: RunningMock) -> None:
     assert head(b"wrong", b"demo-magicline-mission") == 401
     get = httpx.get(url, headers=[(b"X-API-KEY", b"wrong"), (b"X-API-KEY", b"demo-magicline-mission")])
     assert get.status_code == 401
+
+
+VMS = {"Authorization": "Bearer demo-vms-alice", "X-Client": "web", "X-UUID": "middleware-test"}
+
+
+def test_a_trailing_slash_redirect_stays_on_the_mock(mock: RunningMock) -> None:
+    for host in ("evil.example", "evil.example:8443", "127.0.0.1:99999", "[::1"):
+        answer = httpx.get(mock.base_url + "/seam/access_codes/?intercom_id=x", headers={"host": host})
+        assert answer.status_code == 307
+        assert answer.headers["location"] == "/seam/access_codes?intercom_id=x"
+    answer = httpx.get(mock.base_url + "/vms/api/v1/wsurl/")
+    assert answer.headers["location"] == "/vms/api/v1/wsurl"
+
+
+def test_behind_a_proxy_the_redirect_names_the_public_url(mock: RunningMock) -> None:
+    mock.runtime.public_url = "https://mock.example.com/door"
+    try:
+        answer = httpx.get(mock.base_url + "/_mock/clock/", headers={"host": "evil.example"})
+    finally:
+        mock.runtime.public_url = None
+    assert answer.headers["location"] == "https://mock.example.com/door/_mock/clock"
+
+
+def test_a_host_no_url_can_carry_gives_way_to_the_socket_address(mock: RunningMock) -> None:
+    port = int(mock.base_url.rsplit(":", 1)[1])
+    for host in ("127.0.0.1:99999", "127.0.0.1:abc", "[::1", "", "a b"):
+        answer = httpx.get(mock.urls["vms"] + "/api/v1/wsurl", headers={**VMS, "host": host})
+        assert answer.status_code == 200, (host, answer.text)
+        assert answer.json()["ws_url"] == f"ws://127.0.0.1:{port}/vms/ws"
+        assert answer.json()["port"] == port
+    # A usable Host is the one clients reached the mock by, and links keep it.
+    answer = httpx.get(mock.urls["vms"] + "/api/v1/wsurl", headers={**VMS, "host": "[::1]:8443"})
+    assert answer.json()["ws_url"] == "ws://[::1]:8443/vms/ws"
+    page = httpx.get(mock.urls["vms"] + "/api/v1/intercom/codes", headers={**VMS, "host": "doors.test"})
+    assert page.json()["links"]["first"] == "http://doors.test/vms/api/v1/intercom/codes?page=1"
