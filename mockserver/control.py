@@ -176,11 +176,13 @@ async def getClock() -> tuple[dict[str, Any], int, dict[str, str]]:
 
 async def setClock(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     runtime = _runtime()
+    frozen = body.get("frozen")
     if "now" in body:
-        runtime.clock.set(datetime.fromisoformat(body["now"].replace("Z", "+00:00")))
-    if body.get("frozen") is True:
+        # In one move: a clock frozen at a moment shows that moment, not the moment plus the time to freeze it.
+        runtime.clock.set(datetime.fromisoformat(body["now"].replace("Z", "+00:00")), frozen=frozen)
+    elif frozen is True:
         runtime.clock.freeze()
-    elif body.get("frozen") is False:
+    elif frozen is False:
         runtime.clock.unfreeze()
     return clock_json(runtime), 200, JSON
 

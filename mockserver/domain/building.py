@@ -155,6 +155,11 @@ def _reading(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+#: the latest expiry a code may have: its `will_deleted_at` is then the last second with a four-digit year
+LAST_EXPIRY = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()) - GRACE_SECONDS
+LAST_EXPIRY_TEXT = datetime.fromtimestamp(LAST_EXPIRY + 1, UTC).strftime("%Y-%m-%d %H:%M")
+
+
 def _epoch(moment: datetime) -> float:
     return moment.timestamp()
 
@@ -579,6 +584,9 @@ class Building:
         expires = int(_epoch(expired_at))
         if expires <= now:
             raise Invalid("The expired at must be a date after now.", field="expired_at")
+        if expires > LAST_EXPIRY:
+            # Its `will_deleted_at` would fall in year 10000, which no vendor's date format can write.
+            raise Invalid(f"The expired at must be a date before {LAST_EXPIRY_TEXT}.", field="expired_at")
         if digits is None:
             digits = self._generate_digits(intercom.id)
         else:
