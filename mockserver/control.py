@@ -121,6 +121,11 @@ async def mintVmsToken(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[
     return {"access_token": f"Bearer {token}", "user_id": body["user_id"]}, 201, JSON
 
 
+async def revokeSeamToken(body: dict[str, Any]) -> tuple[Any, int]:
+    _runtime().building.revoke_token("seam", body["access_token"])
+    return NoContent, 204
+
+
 # ---------------------------------------------------------------------------------------------- state
 
 

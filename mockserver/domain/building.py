@@ -387,6 +387,21 @@ class Building:
         return self.add_token(api=api, user_id=user_id)
 
     @_synchronized
+    def revoke_token(self, api: str, token: str) -> None:
+        """End a VMS or Seam bearer token at once (tokens never expire by themselves). A pinned demo token is
+        no longer offered either; a reset brings it back."""
+        record = self.store.get(K.TOKEN, token)
+        if record is None or record.data["api"] != api:
+            raise NotFound("Access token", "given", field="access_token")
+        self.store.delete(K.TOKEN, token)
+        self.store.delete(K.SESSION, record.data["session_id"])
+        user_id = record.data["user_id"]
+        pinned = self._pinned_tokens(user_id)
+        if pinned.get(api) == token:
+            del pinned[api]
+            self.store.put(K.META, f"pinned_tokens:{user_id}", pinned)
+
+    @_synchronized
     def owner_by_credentials(self, login: str, password: str) -> Owner:
         owner = self._owner_by_login(login)
         if owner is None or owner.password != password:
