@@ -124,7 +124,8 @@ def redact_body(body: bytes) -> bytes:
         text = _ESCAPE.sub(lambda found: chr(int(found[1], 16)), text)
         text = _JSON_VALUE.sub(rf'\1"{REDACTED}"', text)
         text = _FORM_VALUE.sub(rf"\1{REDACTED}", text)
-    return text.encode("utf-8")[:BODY_LIMIT]
+    # JSON escapes may spell lone surrogates, which are no UTF-8: kept as U+FFFD.
+    return text.encode("utf-8", errors="replace")[:BODY_LIMIT]
 
 
 def redacted(entry: JournalEntry) -> JournalEntry:

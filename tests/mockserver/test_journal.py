@@ -11,13 +11,15 @@ import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
 import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from mockserver.http.journal import Journal, JournalEntry, redact_body
+from mockserver.http.journal import Journal, JournalEntry, redact_body, redact_query
 from mockserver.shared_state import RedisJournal
 from mockserver.testing import RunningMock, start_mock
 
@@ -140,6 +142,13 @@ def test_what_the_vendor_documents_in_an_answer_stays(mock: RunningMock, journal
     assert entry["request_headers"]["x-uuid"] == "journal-test"
 
 
+def test_escapes_that_spell_no_text_are_kept_without_failing() -> None:
+    # Lone surrogates, escaped: JSON the json module reads, text UTF-8 cannot write.
+    for body in (rb'{"password": "x", "a": "\ud800"}', rb'{"password": "x", "a": "\udfff', rb'{"code": ["\ud83d"]}'):
+        kept = redact_body(body)
+        assert b'"x"' not in kept and b"***" in kept
+
+
 def test_a_body_without_secrets_is_kept_as_sent() -> None:
     body = b'{"title": "Guest", "expired_at": "2030-02-01 10:00"}'
     assert redact_body(body) == body
@@ -182,3 +191,38 @@ def test_redis_keeps_entries_redacted() -> None:
     finally:
         journal.clear()
         journal.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2_000))
+def test_any_bytes_are_kept_without_failing(body: bytes) -> None:
+    assert len(redact_body(body)) <= 16_384
+    assert redact_query(body) is not None
+
+
+#: letters none of the field names, keys or other values use, so that any four of them in a row are the secret's
+SECRET_TEXT = st.text(alphabet="BFGHJLMQUVXYZ", min_size=8, max_size=40)
+OTHER = st.dictionaries(st.text("abcdefgh_", min_size=1, max_size=8), st.text("abc xyz=&", max_size=20), max_size=5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    secret=SECRET_TEXT,
+    name=st.sampled_from(["password", "Password", "client_secret", "ACCESS_TOKEN", "code", "api_key", "session_id"]),
+    other=OTHER,
+    depth=st.integers(0, 3),
+    form=st.booleans(),
+    cut=st.integers(0, 60),
+)
+def test_a_secret_value_never_survives(secret: str, name: str, other: dict, depth: int, form: bool, cut: int) -> None:
+    """Anywhere in a JSON document, in a form, and in either cut off anywhere past the field's name."""
+    if form:
+        body = urlencode({**other, name: secret}).encode()
+    else:
+        document: object = {**other, name: secret}
+        for _ in range(depth):
+            document = {"wrapper": [document]}
+        body = json.dumps(document).encode()
+    name_ends = body.index(name.encode()) + len(name)
+    for sent in (body, body[: name_ends + cut]):
+        assert secret[:4].encode() not in redact_body(sent)  # nor any part of it left by the cut
