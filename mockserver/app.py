@@ -28,7 +28,6 @@ from connexion.middleware.swagger_ui import SwaggerUIMiddleware
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import RelativeResolver
 from starlette.exceptions import HTTPException
-from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.types import ASGIApp
 
@@ -37,6 +36,7 @@ from .contracts import load_contract, match_path
 from .domain.building import Building, Rules
 from .domain.clock import ManualClock
 from .domain.errors import DomainError
+from .http.cors import VendorCors
 from .http.errors import ApiError, FieldError
 from .http.fast_routing import FastRouter
 from .http.middleware import LimitsAndFaults, MockHttpMiddleware, routing_info
@@ -214,8 +214,9 @@ def create_app(
     for exception in (Exception, ProblemException, HTTPException):
         app.add_error_handler(exception, _error_handler)
 
-    cors = CORSMiddleware(
+    cors = VendorCors(
         app,
+        error_handler=_error_handler,
         allow_origins=["*"],
         allow_methods=["*"],
         allow_headers=["*"],

@@ -28,6 +28,7 @@ from .collector import ShortCollections  # noqa: E402
 from .control import credentials_json  # noqa: E402
 from .domain.clock import ManualClock  # noqa: E402
 from .domain.errors import DomainError  # noqa: E402
+from .http.connection import BoundedHttpProtocol  # noqa: E402
 from .runtime import Settings  # noqa: E402
 
 
@@ -231,6 +232,7 @@ def run(
         ws="websockets-sansio",
         lifespan="off",
         loop=loop,
+        http=BoundedHttpProtocol,
     )
     _ClosingServer(config, app.runtime.building.store.close, f"http://{host}:{port}").run()
 

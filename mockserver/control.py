@@ -122,6 +122,11 @@ async def mintVmsToken(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[
     return {"access_token": f"Bearer {token}", "user_id": body["user_id"]}, 201, JSON
 
 
+async def revokeSeamToken(body: dict[str, Any]) -> tuple[Any, int]:
+    _runtime().building.revoke_token("seam", body["access_token"])
+    return NoContent, 204
+
+
 # ---------------------------------------------------------------------------------------------- state
 
 
@@ -197,11 +202,13 @@ async def getClock() -> tuple[dict[str, Any], int, dict[str, str]]:
 
 async def setClock(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     runtime = _runtime()
+    frozen = body.get("frozen")
     if "now" in body:
-        runtime.clock.set(datetime.fromisoformat(body["now"].replace("Z", "+00:00")))
-    if body.get("frozen") is True:
+        # In one move: a clock frozen at a moment shows that moment, not the moment plus the time to freeze it.
+        runtime.clock.set(datetime.fromisoformat(body["now"].replace("Z", "+00:00")), frozen=frozen)
+    elif frozen is True:
         runtime.clock.freeze()
-    elif body.get("frozen") is False:
+    elif frozen is False:
         runtime.clock.unfreeze()
     return clock_json(runtime), 200, JSON
 

@@ -163,6 +163,8 @@ class Runtime:
     def restore(self, snapshot: dict[str, Any]) -> None:
         if snapshot.get("format") != SNAPSHOT_FORMAT or "state" not in snapshot:
             raise ValueError(f"not a snapshot of format {SNAPSHOT_FORMAT}")
+        if snapshot.get("clock"):
+            ManualClock.check(snapshot["clock"])  # before any record is replaced: a refused snapshot changes nothing
         self.building.restore_records(snapshot["state"])
         if snapshot.get("clock"):
             self.clock.restore(snapshot["clock"])

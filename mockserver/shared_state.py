@@ -13,7 +13,7 @@ from datetime import datetime
 import orjson
 import redis
 
-from .http.journal import Journal, JournalEntry
+from .http.journal import Journal, JournalEntry, redacted
 
 # Atomic check-and-count of one fixed window, with FixedWindowLimiter's semantics (times as decimal strings: Lua's
 # own number formatting would round epoch seconds). Keys expire a day after their last hit (real time).
@@ -104,7 +104,7 @@ def _decode(raw: bytes) -> JournalEntry:
 
 
 class RedisJournal(Journal):
-    """The journal as one capped Redis list; entries are redacted when read, as in memory."""
+    """The journal as one capped Redis list; entries are redacted before they are stored, as in memory."""
 
     def __init__(self, url: str, namespace: str, size: int = 1000) -> None:
         super().__init__(size)
@@ -123,7 +123,7 @@ class RedisJournal(Journal):
     def add(self, entry: JournalEntry) -> None:
         if self.size <= 0:
             return
-        self._append(keys=[self._list, self._ids_key], args=[_encode(entry), self.size])
+        self._append(keys=[self._list, self._ids_key], args=[_encode(redacted(entry)), self.size])
 
     def clear(self) -> None:
         self._redis.delete(self._list)

@@ -31,6 +31,7 @@ from .app import VENDOR_APIS, MockApp, create_app
 from .control import credentials_json
 from .domain.building import Rules
 from .domain.clock import ManualClock
+from .http.connection import BoundedHttpProtocol
 from .runtime import Runtime, Settings
 
 __all__ = ["RunningMock", "mock_server", "start_mock"]
@@ -110,7 +111,14 @@ def start_mock(
     asgi: ASGIApp = wrap(app) if wrap is not None else app
     sock = _free_socket(host)
     port = sock.getsockname()[1]
-    config = uvicorn.Config(asgi, log_level="warning", date_header=False, lifespan="off", ws="websockets-sansio")
+    config = uvicorn.Config(
+        asgi,
+        log_level="warning",
+        date_header=False,
+        lifespan="off",
+        ws="websockets-sansio",
+        http=BoundedHttpProtocol,
+    )
     server = uvicorn.Server(config)
 
     def serve() -> None:

@@ -155,6 +155,11 @@ def _reading(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+#: the latest expiry a code may have: its `will_deleted_at` is then the last second with a four-digit year
+LAST_EXPIRY = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()) - GRACE_SECONDS
+LAST_EXPIRY_TEXT = datetime.fromtimestamp(LAST_EXPIRY + 1, UTC).strftime("%Y-%m-%d %H:%M")
+
+
 def _epoch(moment: datetime) -> float:
     return moment.timestamp()
 
@@ -382,6 +387,21 @@ class Building:
         return self.add_token(api=api, user_id=user_id)
 
     @_synchronized
+    def revoke_token(self, api: str, token: str) -> None:
+        """End a VMS or Seam bearer token at once (tokens never expire by themselves). A pinned demo token is
+        no longer offered either; a reset brings it back."""
+        record = self.store.get(K.TOKEN, token)
+        if record is None or record.data["api"] != api:
+            raise NotFound("Access token", "given", field="access_token")
+        self.store.delete(K.TOKEN, token)
+        self.store.delete(K.SESSION, record.data["session_id"])
+        user_id = record.data["user_id"]
+        pinned = self._pinned_tokens(user_id)
+        if pinned.get(api) == token:
+            del pinned[api]
+            self.store.put(K.META, f"pinned_tokens:{user_id}", pinned)
+
+    @_synchronized
     def owner_by_credentials(self, login: str, password: str) -> Owner:
         owner = self._owner_by_login(login)
         if owner is None or owner.password != password:
@@ -581,6 +601,9 @@ class Building:
         expires = int(_epoch(expired_at))
         if expires <= now and not allow_past:
             raise Invalid("The expired at must be a date after now.", field="expired_at")
+        if expires > LAST_EXPIRY:
+            # Its `will_deleted_at` would fall in year 10000, which no vendor's date format can write.
+            raise Invalid(f"The expired at must be a date before {LAST_EXPIRY_TEXT}.", field="expired_at")
         if digits is None:
             digits = self._generate_digits(intercom.id)
         else:

@@ -15,11 +15,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from connexion.lifecycle import ConnexionRequest
+from starlette.datastructures import URL
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from .errors import FieldError
+from .headers import first_header, first_headers, with_lowercase_media_types
 from .journal import JournalEntry
 
 if TYPE_CHECKING:
@@ -87,8 +89,9 @@ class MockHttpMiddleware:
         path: str = scope["path"]
 
         if runtime.control_token and (path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/")):
-            given = dict(scope["headers"]).get(b"x-mock-control-token", b"").decode("latin-1")
-            if not hmac.compare_digest(given, runtime.control_token):
+            # Bytes, not text: compare_digest refuses text beyond ASCII. The first header of a name wins, as everywhere.
+            given = first_header(scope["headers"], b"x-mock-control-token") or ""
+            if not hmac.compare_digest(given.encode("latin-1"), runtime.control_token.encode()):
                 response = JSONResponse(
                     {
                         "type": "about:blank",
@@ -101,6 +104,12 @@ class MockHttpMiddleware:
                 )
                 await response(scope, receive, send)
                 return
+
+        # The journal keeps the headers as the client sent them; the app sees media types in one spelling.
+        sent_headers = scope["headers"]
+        lowercased = with_lowercase_media_types(sent_headers)
+        if lowercased is not None:
+            scope["headers"] = lowercased
 
         started = time.perf_counter()
         limit = runtime.settings.max_body_bytes
@@ -138,6 +147,8 @@ class MockHttpMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = [(k, v) for k, v in message.get("headers", ()) if k != b"date"]
+                if 300 <= status < 400:
+                    headers = _own_location(headers, scope, runtime.public_url)
                 headers.append((b"date", date))
                 message = {**message, "headers": headers}
                 response_headers = headers
@@ -155,7 +166,7 @@ class MockHttpMiddleware:
             matched = router.match(scope)
         if scope["method"] == "HEAD":
             vendor = runtime.vendor_for_path(path)
-            early = vendor.intercept("HEAD", path, dict(scope["headers"])) if vendor else None
+            early = vendor.intercept("HEAD", path, first_headers(scope["headers"])) if vendor else None
             if early is not None:
                 app = _empty_response(early)
         try:
@@ -176,7 +187,7 @@ class MockHttpMiddleware:
                         status=status,
                         duration_ms=round((time.perf_counter() - started) * 1000, 3),
                         operation_id=routing_info(scope)[0],
-                        request_headers=scope["headers"],
+                        request_headers=sent_headers,
                         request_body=b"".join(request_chunks),
                         response_headers=response_headers,
                         response_body=b"".join(response_chunks),
@@ -200,6 +211,24 @@ class MockHttpMiddleware:
             return
         scope.setdefault("path_params", {})["app_key"] = scope["path"].rsplit("/", 1)[-1]
         await hub.endpoint(websocket)
+
+
+def _own_location(
+    headers: list[tuple[bytes, bytes]], scope: Scope, public_url: str | None
+) -> list[tuple[bytes, bytes]]:
+    """A redirect to the mock itself, without the host the client named: Starlette's trailing-slash redirect
+    builds an absolute Location from the Host header (``Host: evil.example`` sent clients to evil.example).
+    Such a Location becomes relative, or absolute on ``--public-url`` when one is configured."""
+    # The origin exactly as Starlette's redirect wrote it (from the Host header, else the socket's address).
+    origin = URL(scope={**scope, "path": "", "query_string": b""})
+    own = f"{origin.scheme}://{origin.netloc}".encode("latin-1")
+    rewritten = []
+    for name, value in headers:
+        if name == b"location" and value.startswith(own) and value[len(own) : len(own) + 1] in (b"", b"/", b"?"):
+            target = value[len(own) :] or b"/"
+            value = public_url.encode("latin-1") + target if public_url else target
+        rewritten.append((name, value))
+    return rewritten
 
 
 def _empty_response(status: int) -> ASGIApp:

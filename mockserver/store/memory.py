@@ -108,7 +108,15 @@ def check_page_args(limit: int, offset: int) -> None:
 
 
 def parse_dump(state: Mapping[str, Any]) -> tuple[list[DumpedRecord], dict[str, int]]:
-    """Validated ``(records, sequences)`` from `dump` output, data re-encoded as JSON text."""
+    """Validated ``(records, sequences)`` from `dump` output, data re-encoded as JSON text; ValueError for
+    anything else (a dump comes from outside, through the control API)."""
+    try:
+        return _parse_dump(state)
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"malformed dump: {exc!r}") from None
+
+
+def _parse_dump(state: Mapping[str, Any]) -> tuple[list[DumpedRecord], dict[str, int]]:
     fmt = state.get("format", DUMP_FORMAT)
     if fmt != DUMP_FORMAT:
         raise ValueError(f"unknown dump format {fmt!r}")

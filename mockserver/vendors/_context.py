@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from ..http.headers import first_header, header_key
+from ..http.headers import first_header, header_key, request_host
 from ..http.middleware import token_info_of
 from ..http.pipeline import current
 
@@ -46,8 +46,7 @@ def header(name: str) -> str | None:
 def base_url() -> str:
     # Straight from the scope: building the request's URL object costs more than the rest of a list page.
     scope = request().scope
-    host = first_header(scope["headers"], b"host")
-    return runtime().base_url({"host": host} if host else {}, scope.get("scheme", "http"))
+    return runtime().base_url({"host": request_host(scope)}, scope.get("scheme", "http"))
 
 
 def fresh_until(moment: float = math.inf) -> None:

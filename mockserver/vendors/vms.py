@@ -300,7 +300,8 @@ class VmsVendor(Vendor):
         field = error.field or "request"
         message = error.message
         if isinstance(error, Invalid) and field == "expired_at":
-            message = "The expired at field must be a date after now."
+            # Laravel words its `after:now` and `before:` rules "The expired at field must be a date ..."
+            message = "The expired at field " + message.removeprefix("The expired at ")
         return validation_error({field: [message]})
 
     def rate_limited(self, request: ConnexionRequest, retry_after: int) -> ApiError:

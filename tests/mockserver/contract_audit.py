@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 from typing import Any
 
 import httpx
 import jsonschema
 import yaml
-from openapi_core import OpenAPI
+from openapi_core import Config, OpenAPI
 from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotFound
 from openapi_core.testing import MockRequest, MockResponse
 
@@ -37,7 +38,9 @@ def _contract(api: str) -> tuple[OpenAPI, dict[str, Any]]:
     spec = yaml.safe_load(contract_path(api).read_text())
     served = copy.deepcopy(spec)
     served["servers"] = [{"url": HOST}]
-    return OpenAPI.from_dict(served), spec
+    # openapi-core reads a few JSON media types itself; the control API's problem documents are JSON too.
+    config = Config(extra_media_type_deserializers={"application/problem+json": json.loads})
+    return OpenAPI.from_dict(served, config=config), spec
 
 
 def _split(path: str) -> tuple[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -12,6 +13,7 @@ from mockserver.testing import RunningMock, start_mock
 
 START = datetime(2032, 3, 1, 12, 0, tzinfo=UTC)
 VMS = {"Authorization": "Bearer demo-vms-alice", "X-Client": "web", "X-UUID": "control-test"}
+HOUSE = "3043fde0-3c6d-4913-981f-2607f05fe74e"
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +145,7 @@ def test_the_journal_records_redacts_and_filters(mock: RunningMock, control: htt
     assert '"journaled"' in created["request_body"]
     assert login["operation_id"] == "login"
     assert "alice-password" not in str(login) and '"***"' in login["request_body"]
-    assert '"access_token": "***"' in login["response_body"] and "Bearer " not in login["response_body"]
+    assert json.loads(login["response_body"])["access_token"] == "***" and "Bearer " not in login["response_body"]
 
     magicline = control.get("/journal", params={"operation_id": "getCustomerById"}).json()["entries"]
     assert len(magicline) == 1 and magicline[0]["request_headers"]["x-api-key"] == "***"
@@ -181,3 +183,41 @@ def test_the_pytest_fixture_gives_a_fresh_mock(mock_server: RunningMock) -> None
         httpx.get(mock_server.urls["seam"] + "/door_locks", headers={"Authorization": f"Bearer {token}"}).status_code
         == 200
     )
+
+
+@pytest.mark.parametrize(("pipeline", "read_cache"), [("compiled", True), ("compiled", False), ("connexion", False)])
+def test_a_revoked_seam_token_gets_seams_401(pipeline: str, read_cache: bool) -> None:
+    """Seam tokens never expire in the mock; a client tests its re-authorisation by revoking one."""
+    with start_mock(seed=12, start=START, pipeline=pipeline, read_cache=read_cache) as running:
+        control = httpx.Client(base_url=running.urls["control"])
+        owner = running.credentials["seam"]["owners"][0]["owner_id"]
+        minted = control.post("/credentials/seam-tokens", json={"owner_id": owner}).json()["access_token"]
+        seam = httpx.Client(base_url=running.urls["seam"], headers={"Authorization": f"Bearer {minted}"})
+        assert seam.get("/door_locks").status_code == 200  # the read cache keeps this answer, and the verdict
+
+        running.clock.advance(days=3650)
+        assert seam.get("/door_locks").status_code == 200  # ten simulated years later, still good
+        assert control.post("/credentials/seam-tokens/revoke", json={"access_token": minted}).status_code == 204
+        refused = seam.get("/door_locks")
+        assert refused.status_code == 401
+        assert refused.json() == {"error_id": "UNAUTHORIZED", "error_message": "Missing or invalid access token"}
+        assert seam.post(f"/intercoms/{HOUSE}/unlock", json={"unlock_time": "5000"}).status_code == 401
+
+        # Revoked once: a second time, or a token that never was, or a VMS token, is the control API's 404.
+        for token in (minted, "never-issued", "demo-vms-alice"):
+            missing = control.post("/credentials/seam-tokens/revoke", json={"access_token": token})
+            assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+        assert httpx.get(running.urls["vms"] + "/api/v1/intercom/codes", headers=VMS).status_code == 200
+
+        # The demo token may be revoked too; it is then no longer offered, until a reset.
+        demo = {"Authorization": "Bearer demo-seam-alice"}
+        assert (
+            control.post("/credentials/seam-tokens/revoke", json={"access_token": "demo-seam-alice"}).status_code == 204
+        )
+        assert seam.get("/door_locks", headers=demo).status_code == 401
+        assert control.get("/credentials").json()["seam"]["owners"][0]["access_token"] == ""
+        control.post("/reset").raise_for_status()
+        assert seam.get("/door_locks", headers=demo).status_code == 200
+        assert control.get("/credentials").json()["seam"]["owners"][0]["access_token"] == "demo-seam-alice"
+        # Bob's own token never stopped working.
+        assert seam.get("/door_locks", headers={"Authorization": "Bearer demo-seam-bob"}).status_code == 200

@@ -498,6 +498,10 @@ def test_load_of_a_malformed_dump_changes_nothing(store: Store) -> None:
         store.load({"records": [record, record]})
     with pytest.raises(ValueError):
         store.load({"format": 99, "records": []})
+    # Dumps of the wrong shape, as a client may send one to PUT /_mock/snapshot.
+    for malformed in (5, [], {"records": 5}, {"records": [5]}, {"records": [{"kind": "door"}]}, {"sequences": []}):
+        with pytest.raises(ValueError):
+            store.load(malformed)  # type: ignore[arg-type]
     assert store.dump() == before
 
 
