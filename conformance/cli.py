@@ -277,8 +277,9 @@ def fuzz(**params: Any) -> None:
 @click.option("--api", type=click.Choice(APIS), help="Only this API.")
 def list_checks(api: str | None) -> None:
     """List the domain checks and the mock's choices that the default run notes rather than fails."""
+    from mockserver.contracts import load_contract
+
     from .checks import catalogue
-    from .contract import load_contract
 
     for name in [api] if api else APIS:
         click.echo(f"{name}: domain checks (Schemathesis' generic checks run as well)")

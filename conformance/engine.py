@@ -13,9 +13,10 @@ import threading
 import time
 from collections.abc import Iterator
 
+from mockserver.contracts import ContractError
+
 from .checks.common import Observation, run_response_checks
 from .client import Exchange, Unreachable
-from .contract import ContractError
 from .events import Event, Finding, Note, Outcome, RequestView, RunFinished, RunStarted, StageFinished, StageStarted
 from .failures import ConformanceFailure
 from .generic import GenericRunError, run_schemathesis

@@ -21,7 +21,8 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .contract import Contract, load_contract, marks_of
+from mockserver.contracts import Contract, load_contract, marks_of, resolve
+
 from .openapi_check import validator_for
 
 if TYPE_CHECKING:
@@ -153,20 +154,19 @@ def _sent_values(path: str, query: str, headers: dict[str, str], body: bytes | N
 @functools.cache
 def _marked_spots(api: str, operation_id: str) -> dict[str, frozenset[str]]:
     """Parameters and top-level body fields of an operation that carry a mark, with their example values."""
-    raw = load_contract(api).raw
-    operation = load_contract(api).operation(operation_id).raw
+    operation = load_contract(api).operation(operation_id)
     spots: dict[str, frozenset[str]] = {}
-    for parameter in operation.get("parameters", []):
-        parameter = _deref(parameter, raw)
-        schema = _deref(parameter.get("schema", {}), raw)
-        if marks_of(parameter) or marks_of(schema) or _any_mark(schema, raw):
+    for parameter in operation.parameters():
+        schema = resolve(parameter.get("schema", {}), operation.components)
+        if marks_of(parameter) or _any_mark(schema, operation.components):
             spots[str(parameter.get("name", "")).lower()] = _examples(parameter, schema)
-    for media in operation.get("requestBody", {}).get("content", {}).values():
-        schema = _deref(media.get("schema", {}), raw)
+    for media_type, media in operation.raw.get("requestBody", {}).get("content", {}).items():
+        schema = operation.body_schema(media_type)
         example = media.get("example") if isinstance(media.get("example"), dict) else {}
+        every = any("required" in (m.get("keywords") or ()) for m in marks_of(schema))
         for name, prop in schema.get("properties", {}).items():
-            prop = _deref(prop, raw)
-            if _any_mark(prop, raw) or any("required" in (m.get("keywords") or ()) for m in marks_of(schema)):
+            prop = resolve(prop, operation.components)
+            if every or _any_mark(prop, operation.components):
                 found = _examples(prop, prop)
                 if name in example:
                     found |= {example[name] if isinstance(example[name], str) else json.dumps(example[name])}
@@ -183,20 +183,11 @@ def _examples(*holders: dict[str, Any]) -> frozenset[str]:
     return frozenset(found)
 
 
-def _deref(node: Any, raw: dict[str, Any]) -> dict[str, Any]:
-    while isinstance(node, dict) and isinstance(node.get("$ref"), str):
-        target: Any = raw
-        for part in node["$ref"].removeprefix("#/").split("/"):
-            target = target.get(part, {}) if isinstance(target, dict) else {}
-        node = target
-    return node if isinstance(node, dict) else {}
-
-
-def _any_mark(node: Any, raw: dict[str, Any], depth: int = 0) -> bool:
+def _any_mark(node: Any, components: dict[str, Any], depth: int = 0) -> bool:
+    node = resolve(node, components)
     if depth > 8:
         return False
-    node = _deref(node, raw)
     if any(mark.get("keywords") for mark in marks_of(node)):
         return True
     children = [node.get("items"), *(node.get("oneOf") or []), *(node.get("anyOf") or []), *(node.get("allOf") or [])]
-    return any(isinstance(child, dict) and _any_mark(child, raw, depth + 1) for child in children)
+    return any(isinstance(child, dict) and _any_mark(child, components, depth + 1) for child in children)

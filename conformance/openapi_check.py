@@ -22,7 +22,7 @@ from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-from .contract import Contract, marks_of
+from mockserver.contracts import Contract, Operation, marks_of
 
 __all__ = ["ContractValidator", "Problem", "is_marked", "validator_for"]
 
@@ -121,7 +121,7 @@ class ContractValidator:
         operation = self.contract.find(method, path)
         problems = []
         for error in self._api.iter_request_errors(request):
-            problems += _problems(error, operation.raw if operation else {}, self.contract.raw)
+            problems += _problems(error, operation)
         return problems
 
     def response_problems(
@@ -139,18 +139,19 @@ class ContractValidator:
         response = _Response(status, headers, body, headers.get("content-type", "application/json"))
         problems = []
         for error in self._api.iter_response_errors(request, response):
-            problems += _problems(error, {}, self.contract.raw)
+            problems += _problems(error, None)
         return problems
 
 
-def _problems(error: Exception, operation: dict[str, Any], raw: dict[str, Any]) -> list[Problem]:
+def _problems(error: Exception, operation: Operation | None) -> list[Problem]:
     kind = type(error).__name__
     cause = error.__cause__
     schema_errors: tuple[SchemaError, ...] = tuple(getattr(cause, "schema_errors", ()) or ())
     name = getattr(error, "name", None) or getattr(cause, "name", None)
     location = str(getattr(error, "location", "") or getattr(cause, "location", "") or "")
     if name is not None and location in ("query", "header", "path", "cookie"):
-        return _parameter_problems(error, cause, schema_errors, _parameter(operation, raw, name, location))
+        parameter = operation.parameter(name, location) if operation is not None else {}
+        return _parameter_problems(error, cause, schema_errors, parameter)
     if schema_errors:
         return [
             Problem(
@@ -194,18 +195,9 @@ def _parameter_problems(
     return [Problem(location, name, str(error), whole)]
 
 
-def _parameter(operation: dict[str, Any], raw: dict[str, Any], name: str | None, location: str) -> dict[str, Any]:
-    for parameter in operation.get("parameters", []):
-        if "$ref" in parameter:
-            parameter = raw.get("components", {}).get("parameters", {}).get(parameter["$ref"].rsplit("/", 1)[-1], {})
-        if parameter.get("name", "").lower() == (name or "").lower() and parameter.get("in") == location:
-            return parameter
-    return {}
-
-
 @functools.cache
 def _validator(api: str, strict: bool) -> ContractValidator:
-    from .contract import load_contract
+    from mockserver.contracts import load_contract
 
     return ContractValidator(load_contract(api).view(strict=strict))
 

@@ -26,8 +26,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mockserver.contracts import Contract
+
     from .client import ServerClock
-    from .contract import Contract
     from .ledger import Created, Ledger
     from .profile import VendorProfile
     from .target import Options, Target

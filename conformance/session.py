@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mockserver.contracts import Contract, load_contract
+
 from .client import ApiClient, Exchange, ServerClock, Unreachable
-from .contract import Contract, load_contract
 from .deviations import Deviations
 from .ledger import Ledger
 from .pacing import RetryPolicy, Throttle

@@ -32,7 +32,7 @@ from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.types import ASGIApp
 
 from .choices import Choices
-from .contracts import load_contract, match_path
+from .contracts import document, load_contract
 from .domain.building import Building, Rules
 from .domain.clock import ManualClock
 from .domain.errors import DomainError
@@ -73,7 +73,7 @@ def _contract(name: str) -> dict[str, Any]:
     """A contract for Connexion, as data: given a file, Connexion would parse it anew for every app with PyYAML's
     pure-Python parser (two thirds of a mock's start-up); the parse is kept once per process instead, and each
     app gets its own copy."""
-    return copy.deepcopy(load_contract(name))
+    return copy.deepcopy(document(name))
 
 
 def load_fixtures(source: str | pathlib.Path | dict[str, Any] | None) -> dict[str, Any]:
@@ -257,7 +257,7 @@ def _as_api_error(vendor: Any, request: ConnexionRequest, exc: Exception, operat
     if status == 405:
         # Starlette names only the first matching route's methods; the contract knows them all.
         # scope["path"], not request.url.path: urlsplit drops tabs and CR/LF, which would route to another path.
-        methods, params = match_path(vendor.name, request.scope["path"].removeprefix(vendor.prefix))
+        methods, params = load_contract(vendor.name).match(request.scope["path"].removeprefix(vendor.prefix))
         if request.method in methods:
             # The method is right, so a typed path parameter did not parse (e.g. a letter for an int64 id).
             field = next((name for name, value in params.items() if not value.isdigit()), None)

@@ -8,7 +8,7 @@ from typing import Any
 from connexion import NoContent
 
 from .choices import CHOICES, Choices
-from .contracts import declared_statuses, operations
+from .contracts import load_contract
 from .domain.errors import Invalid
 from .domain.model import Intercom
 from .runtime import Runtime
@@ -233,12 +233,13 @@ async def addFault(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str,
         raise Invalid(f"the mock does not serve the {api} API", field="api")
     operation_id = body.get("operation_id")
     status = body.get("status")
+    operations = load_contract(api).operations
     if operation_id is not None:
-        if operation_id not in operations(api):
+        if operation_id not in operations:
             raise Invalid(f"{api} has no operation {operation_id}", field="operation_id")
-        if status is not None and status not in declared_statuses(api, operation_id):
+        if status is not None and status not in operations[operation_id].statuses:
             raise Invalid(f"{operation_id} does not declare status {status}", field="status")
-    elif status is not None and not any(status in declared_statuses(api, op) for op in operations(api)):
+    elif status is not None and not any(status in operation.statuses for operation in operations.values()):
         raise Invalid(f"no {api} operation declares status {status}", field="status")
     fault = runtime.faults.add(
         api=api,

@@ -19,7 +19,7 @@ from openapi_core import OpenAPI
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate
 
-from mockserver.contracts import CONTRACTS, contract_path, load_contract, operations
+from mockserver.contracts import CONTRACTS, contract_path, document, load_contract
 from tests.node_tools import ensure_node_tools, needs_node
 from tests.specs import resolve_refs
 
@@ -53,7 +53,7 @@ def _examples(spec: dict[str, Any]) -> list[tuple[str, Any, dict[str, Any]]]:
 
 @pytest.mark.parametrize("name", CONTRACTS)
 def test_contract_is_valid_openapi_303(name: str) -> None:
-    spec = load_contract(name)
+    spec = document(name)
     assert spec["openapi"] == "3.0.3"
     validate(spec)
 
@@ -62,7 +62,7 @@ def test_contract_is_valid_openapi_303(name: str) -> None:
 def test_the_contract_data_is_what_connexion_would_read_from_the_file(name: str) -> None:
     # The mock hands Connexion the parsed contract (libyaml's parser, once per process) instead of the file,
     # which Connexion would read with PyYAML's pure-Python parser: both must give the same document.
-    assert load_contract(name) == yaml.safe_load(contract_path(name).read_text(encoding="utf-8"))
+    assert document(name) == yaml.safe_load(contract_path(name).read_text(encoding="utf-8"))
 
 
 @pytest.mark.parametrize("name", CONTRACTS)
@@ -71,16 +71,16 @@ def test_contract_loads_in_connexion_openapi_core_and_schemathesis(name: str) ->
     # resolver_error: the contract alone must load, whether or not handlers exist for it
     app.add_api(contract_path(name), base_path=f"/{name}", resolver_error=501)
     app.middleware._build_middleware_stack()
-    OpenAPI.from_dict(load_contract(name))
+    OpenAPI.from_dict(document(name))
     schema = schemathesis.openapi.from_path(str(contract_path(name)))
     results = list(schema.get_all_operations())
     assert results and all(result.ok() for result in results)
-    assert len(results) == len(operations(name))
+    assert len(results) == len(load_contract(name).operations)
 
 
 @pytest.mark.parametrize("name", CONTRACTS)
 def test_every_example_validates_against_its_schema(name: str) -> None:
-    spec = load_contract(name)
+    spec = document(name)
     examples = _examples(spec)
     assert examples or name == "control", "a vendor contract without its seeds' examples"
     failures = []
@@ -95,7 +95,7 @@ def test_every_example_validates_against_its_schema(name: str) -> None:
 def test_operation_ids_are_plain_and_unique(name: str) -> None:
     ids = [
         op["operationId"]
-        for item in load_contract(name)["paths"].values()
+        for item in document(name)["paths"].values()
         for method, op in item.items()
         if method in METHODS
     ]
@@ -104,7 +104,7 @@ def test_operation_ids_are_plain_and_unique(name: str) -> None:
 
 
 def test_magicline_declares_scopes_head_and_every_error() -> None:
-    spec = load_contract("magicline")
+    spec = document("magicline")
     for path, item in spec["paths"].items():
         assert "head" in item, f"{path} lacks HEAD"
         assert set(item["head"]["responses"]) == {"200", "401"}
@@ -113,15 +113,15 @@ def test_magicline_declares_scopes_head_and_every_error() -> None:
                 continue
             assert op["x-required-scopes"], f"{method} {path} declares no scope"
             assert {"400", "401", "403", "404", "409", "429", "500", "503"} <= set(op["responses"])
-    scopes = {op_id: op.get("x-required-scopes") for op_id, (_, _, op) in operations("magicline").items()}
+    scopes = {op_id: op.raw.get("x-required-scopes") for op_id, op in load_contract("magicline").operations.items()}
     assert scopes["getCustomerAccessCode"] == ["CUSTOMER_READ"]
     assert scopes["addAccessMediums"] == ["CUSTOMER_ACCESS_MEDIUM_WRITE"]
-    assert operations("magicline")["addAccessMediums"][2]["deprecated"] is True
-    assert operations("magicline")["addAccessMedium"][2]["deprecated"] is True
+    assert load_contract("magicline").operation("addAccessMediums").raw["deprecated"] is True
+    assert load_contract("magicline").operation("addAccessMedium").raw["deprecated"] is True
 
 
 def test_vms_paginator_and_dates_follow_the_seed() -> None:
-    spec = load_contract("vms")
+    spec = document("vms")
     schemas = spec["components"]["schemas"]
     assert set(schemas["PageMeta"]["required"]) == {
         "current_page",
@@ -140,17 +140,17 @@ def test_vms_paginator_and_dates_follow_the_seed() -> None:
     assert "format" not in code["properties"]["expired_at"]
     assert schemas["Intercom"]["properties"]["created_at"]["nullable"] is True
     for op_id in ("listCodes", "deleteCodes", "createCode", "openDoor", "authorizeChannel"):
-        _, _, op = operations("vms")[op_id]
+        op = load_contract("vms").operation(op_id).raw
         assert "401" in op["responses"] and "422" in op["responses"]
         headers = {p.get("$ref", "").rsplit("/", 1)[-1] for p in op["parameters"]}
         assert {"XClient", "XUUID", "XSocketID"} <= headers
 
 
 def test_seam_uses_documented_error_ids_and_marks_its_own_choices() -> None:
-    spec = load_contract("seam")
-    unlock = operations("seam")["unlockIntercom"][2]["responses"]["500"]
+    spec = document("seam")
+    unlock = load_contract("seam").operation("unlockIntercom").raw["responses"]["500"]
     assert unlock["content"]["application/json"]["example"]["error_id"] == "INTERCOM_DISCONNECTED"
-    delete = operations("seam")["deleteAccessCode"][2]["responses"]["500"]
+    delete = load_contract("seam").operation("deleteAccessCode").raw["responses"]["500"]
     assert delete["content"]["application/json"]["example"]["error_id"] == "ACCESS_CODE_REMOVAL_FAILED"
     assert spec["components"]["responses"]["Unauthorized"]["x-mock-choice"]["reason"]
     assert spec["components"]["schemas"]["AccessCode"]["properties"]["access_code_id"]["format"] == "uuid"
@@ -158,10 +158,10 @@ def test_seam_uses_documented_error_ids_and_marks_its_own_choices() -> None:
 
 @pytest.mark.parametrize("name", VENDORS)
 def test_links_point_at_existing_operations(name: str) -> None:
-    known = set(operations(name))
+    known = set(load_contract(name).operations)
     links = [
         link
-        for _, _, op in operations(name).values()
+        for op in (operation.raw for operation in load_contract(name).operations.values())
         for response in op["responses"].values()
         for link in response.get("links", {}).values()
     ]
@@ -200,7 +200,7 @@ def test_contracts_ship_inside_the_wheel(tmp_path: Path) -> None:
     for name in CONTRACTS:
         packaged = f"mockserver/openapi/{name}.yaml"
         assert packaged in names
-        assert yaml.safe_load(zipfile.ZipFile(wheel).read(packaged)) == load_contract(name)
+        assert yaml.safe_load(zipfile.ZipFile(wheel).read(packaged)) == document(name)
     assert "mockserver/fixtures/demo.yaml" in names
 
 

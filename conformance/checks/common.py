@@ -18,7 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import schemathesis
 
-from ..contract import API_MARKER, Contract, Operation, load_contract, marks_of
+from mockserver.contracts import API_MARKER, Contract, Operation, load_contract, marks_of, resolve
+
 from ..deviations import ChoiceDeviation
 from ..failures import ExpiryMismatch, PagingBroken
 
@@ -441,32 +442,28 @@ def _has_marked_schema(observation: Observation, operation: Operation) -> bool:
 @functools.cache
 def _marked_responses(api: str) -> frozenset[tuple[str, str, int]]:
     """(api, operation, status) whose response schema, as written, holds a mark: only those can differ."""
-    raw = load_contract(api).raw
     found = set()
     for operation in load_contract(api).operations.values():
         for status, response in operation.raw.get("responses", {}).items():
             # Error bodies are each vendor's error-body check's to judge.
-            if str(status).isdigit() and int(status) < 400 and _holds_mark(response, raw, set()):
+            if str(status).isdigit() and int(status) < 400 and _holds_mark(response, operation.components, set()):
                 found.add((api, operation.operation_id, int(status)))
     return frozenset(found)
 
 
-def _holds_mark(node: Any, raw: dict[str, Any], seen: set[str]) -> bool:
+def _holds_mark(node: Any, components: dict[str, Any], seen: set[str]) -> bool:
     if isinstance(node, dict):
         ref = node.get("$ref")
         if isinstance(ref, str):
             if ref in seen:
                 return False
             seen.add(ref)
-            target: Any = raw
-            for part in ref.removeprefix("#/").split("/"):
-                target = target.get(part, {}) if isinstance(target, dict) else {}
-            return _holds_mark(target, raw, seen)
+            return _holds_mark(resolve(node, components), components, seen)
         if any(mark.get("keywords") for mark in marks_of(node)):
             return True
-        return any(_holds_mark(value, raw, seen) for key, value in node.items() if key != "x-mock-choice")
+        return any(_holds_mark(value, components, seen) for key, value in node.items() if key != "x-mock-choice")
     if isinstance(node, list):
-        return any(_holds_mark(value, raw, seen) for value in node)
+        return any(_holds_mark(value, components, seen) for value in node)
     return False
 
 

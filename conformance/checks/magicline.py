@@ -7,7 +7,8 @@ import random
 import time
 from typing import Any
 
-from ..contract import load_contract
+from mockserver.contracts import load_contract
+
 from ..failures import (
     AuthNotEnforced,
     ErrorBodyMismatch,

@@ -6,7 +6,8 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from ..contract import load_contract
+from mockserver.contracts import load_contract
+
 from ..failures import (
     AuthNotEnforced,
     ErrorBodyMismatch,
@@ -77,42 +78,29 @@ def vms_unauthenticated_body(observation: Observation) -> None:
 
 def _parameter_fields(operation_id: str | None) -> set[str]:
     """The names a 422 may give the operation's path, query and header parameters (headers in lower case)."""
-    contract = load_contract(API)
-    if operation_id not in contract.operations:
+    operation = load_contract(API).operations.get(operation_id or "")
+    if operation is None:
         return set()
     fields: set[str] = set(COMMON_HEADERS)
-    for parameter in contract.operation(operation_id).raw.get("parameters", []):
-        if "$ref" in parameter:
-            parameter = contract.raw["components"]["parameters"][parameter["$ref"].rsplit("/", 1)[-1]]
+    for parameter in operation.parameters():
         name = parameter.get("name", "")
         fields.add(name.lower() if parameter.get("in") == "header" else name)
     return fields
 
 
 def _known_fields(operation_id: str | None) -> set[str] | None:
-    contract = load_contract(API)
-    if operation_id not in contract.operations:
+    operation = load_contract(API).operations.get(operation_id or "")
+    if operation is None:
         return None
-    operation = contract.operation(operation_id)
     fields = _parameter_fields(operation_id)
-    content = operation.raw.get("requestBody", {}).get("content", {})
-    for media in content.values():
-        schema = media.get("schema", {})
-        if "$ref" in schema:
-            schema = contract.raw["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
-        fields.update(schema.get("properties", {}))
+    for media_type in operation.raw.get("requestBody", {}).get("content", {}):
+        fields.update(operation.body_schema(media_type).get("properties", {}))
     return fields
 
 
 def _required_body_fields(operation_id: str | None) -> list[str]:
-    contract = load_contract(API)
-    if operation_id not in contract.operations:
-        return []
-    content = contract.operation(operation_id).raw.get("requestBody", {}).get("content", {})
-    schema = content.get("application/json", {}).get("schema", {})
-    if "$ref" in schema:
-        schema = contract.raw["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
-    return list(schema.get("required", []))
+    operation = load_contract(API).operations.get(operation_id or "")
+    return operation.required_body_fields() if operation is not None else []
 
 
 def _is_blank(value: Any) -> bool:

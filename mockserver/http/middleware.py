@@ -287,8 +287,8 @@ class LimitsAndFaults:
 
 def declared_of(api: str, operation_id: str | None) -> frozenset[int]:
     """The statuses the contract declares for an operation (none for an unrouted request)."""
-    from ..contracts import declared_statuses
+    from ..contracts import load_contract
 
     if operation_id is None:
         return frozenset()
-    return declared_statuses(api, operation_id)
+    return load_contract(api).operation(operation_id).statuses

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from connexion import NoContent
 from connexion.lifecycle import ConnexionRequest
 
-from ..contracts import operations
+from ..contracts import load_contract
 from ..domain.errors import Conflict, DomainError, Invalid, NotAllowed, NotFound, Unauthenticated
 from ..domain.model import AccessMedium, Customer
 from ..http.errors import ApiError, FieldError
@@ -106,7 +106,8 @@ class MagiclineVendor(Vendor):
     def __init__(self, runtime: Any) -> None:
         super().__init__(runtime)
         self._scopes = {
-            op_id: list(op.get("x-required-scopes", [])) for op_id, (_, _, op) in operations("magicline").items()
+            operation.operation_id: list(operation.required_scopes)
+            for operation in load_contract("magicline").operations.values()
         }
         self._trace = 6453219806443214000
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from connexion import NoContent
 from connexion.lifecycle import ConnexionRequest
 
-from ..contracts import operations
+from ..contracts import load_contract
 from ..domain.errors import (
     DeviceOffline,
     DomainError,
@@ -217,17 +217,7 @@ def validation_error(errors: dict[str, list[str]]) -> ApiError:
 
 
 def _required_body_fields(operation_id: str | None) -> list[str]:
-    if operation_id is None:
-        return []
-    _, _, operation = operations("vms")[operation_id]
-    content = operation.get("requestBody", {}).get("content", {})
-    schema = content.get("application/json", {}).get("schema", {})
-    ref = schema.get("$ref")
-    if ref:
-        from ..contracts import load_contract
-
-        schema = load_contract("vms")["components"]["schemas"][ref.rsplit("/", 1)[-1]]
-    return list(schema.get("required", []))
+    return [] if operation_id is None else load_contract("vms").operation(operation_id).required_body_fields()
 
 
 class VmsVendor(Vendor):

@@ -168,7 +168,7 @@ def test_the_pytest_plugin_gates_a_server(mock: mock_testing.RunningMock, tmp_pa
 
 def test_checks_prints_every_check_in_full_and_every_mock_choice_with_its_reason() -> None:
     from conformance.checks import catalogue
-    from conformance.contract import load_contract
+    from mockserver.contracts import load_contract
 
     result = subprocess.run(
         [sys.executable, "-m", "conformance", "checks", "--api", "vms"], capture_output=True, text=True, check=True

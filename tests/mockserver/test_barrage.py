@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from mockserver.app import create_app
-from mockserver.contracts import operations
+from mockserver.contracts import load_contract
 from mockserver.domain.clock import ManualClock
 from mockserver.testing import RunningMock, start_mock
 from tests.mockserver.contract_audit import problems
@@ -198,11 +198,15 @@ def _encode(media_type: str, body: dict[str, Any]) -> bytes:
     return urlencode(body).encode()
 
 
+def _operations(api: str) -> list[tuple[str, tuple[str, str, dict[str, Any]]]]:
+    return [(op.operation_id, (op.method, op.path, op.raw)) for op in load_contract(api).operations.values()]
+
+
 def _body_operations() -> list[tuple[str, str, str, str, str]]:
     """(api, operation id, method, path, media type) of every operation that takes a body, for each media type."""
     found = []
     for api in PREFIXES:
-        for operation_id, (method, path, operation) in operations(api).items():
+        for operation_id, (method, path, operation) in _operations(api):
             for media_type in operation.get("requestBody", {}).get("content", {}):
                 found.append((api, operation_id, method, path, media_type))
     return found
@@ -210,7 +214,7 @@ def _body_operations() -> list[tuple[str, str, str, str, str]]:
 
 def _example_body(api: str, operation_id: str, media_type: str) -> dict[str, Any]:
     """An operation this barrage has no body for (a newer one) gets its contract's example, or an empty object."""
-    content = operations(api)[operation_id][2]["requestBody"]["content"][media_type]
+    content = load_contract(api).operation(operation_id).raw["requestBody"]["content"][media_type]
     example = content.get("example")
     return example if isinstance(example, dict) else {}
 
@@ -257,7 +261,7 @@ def test_broken_and_foreign_hosts_never_reach_an_answer(barrage: Barrage, mock: 
     gets = [
         (api, operation_id, path)
         for api in PREFIXES
-        for operation_id, (method, path, _) in operations(api).items()
+        for operation_id, (method, path, _) in _operations(api)
         if method == "GET"
     ]
     for host in BROKEN_HOSTS:

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from conformance.contract import load_contract
 from mockserver.choices import CHOICES, PRESETS, ChoiceError, Choices
+from mockserver.contracts import load_contract
 from mockserver.testing import RunningMock, start_mock
 
 START = datetime(2031, 5, 1, 9, 0, tzinfo=UTC)

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft4Validator
 
-from mockserver.contracts import load_contract
+from mockserver.contracts import document
 from mockserver.http.validation import quick_check
 from tests.specs import resolve_refs
 
@@ -23,7 +23,7 @@ from tests.specs import resolve_refs
 def _schemas() -> list[Any]:
     found = []
     for name in ("magicline", "seam", "vms", "control"):
-        spec = load_contract(name)
+        spec = document(name)
         for path, item in spec["paths"].items():
             for method, operation in item.items():
                 if not isinstance(operation, dict) or "responses" not in operation:
@@ -78,10 +78,10 @@ def test_quick_acceptance_implies_schema_acceptance(schema: dict[str, Any]) -> N
 
 def test_quick_checks_accept_the_contracts_examples() -> None:
     """And they do their job: the common, valid values take the fast path."""
-    schema = resolve_refs(load_contract("vms")["components"]["schemas"]["CreateCodeRequest"], load_contract("vms"))
+    schema = resolve_refs(document("vms")["components"]["schemas"]["CreateCodeRequest"], document("vms"))
     quick = quick_check(schema)
     assert quick is not None
     assert quick({"title": "new code", "expired_at": "2029-12-31 12:45"})
     assert not quick({"title": " ", "expired_at": "2029-12-31 12:45"})
-    delete = resolve_refs(load_contract("vms")["components"]["schemas"]["DeleteCodesRequest"], load_contract("vms"))
+    delete = resolve_refs(document("vms")["components"]["schemas"]["DeleteCodesRequest"], document("vms"))
     assert quick_check(delete)({"ids": [1, 2]}) and not quick_check(delete)({"ids": [True]})
