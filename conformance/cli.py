@@ -10,6 +10,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 from rich.console import Console
@@ -270,6 +271,51 @@ def fuzz(**params: Any) -> None:
     store = FindingStore(params["out_dir"])
     sys.exit(
         _execute(targets, options, fuzzing=True, junit=params["junit"], progress=not params["no_progress"], store=store)
+    )
+
+
+@cli.command()
+@click.option("--api", required=True, type=click.Choice(APIS), help="Which vendor API the upstream implements.")
+@click.option(
+    "--upstream", required=True, help="The API's base URL at the vendor (or the mock), e.g. http://127.0.0.1:8080/vms."
+)
+@click.option("--port", type=click.IntRange(0, 65535), default=8090, show_default=True, help="Port to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Write the JSON report here on exit.")
+@click.option("--record", "har_path", type=click.Path(dir_okay=False), help="Record every exchange as HAR 1.2 here.")
+@click.option("--junit", type=click.Path(dir_okay=False), help="Write a JUnit XML report here on exit.")
+@click.option("--strict", is_flag=True, help="Judge the whole contract, the mock's own choices included.")
+@click.option("--quiet", is_flag=True, help="Print only exchanges that broke something.")
+def proxy(
+    api: str,
+    upstream: str,
+    port: int,
+    host: str,
+    report_path: str | None,
+    har_path: str | None,
+    junit: str | None,
+    strict: bool,
+    quiet: bool,
+) -> None:
+    """Forward an application's traffic to the vendor and check every exchange against the contract (stop with
+    Ctrl+C or SIGTERM: the report is written, exit 1 when the server broke the contract)."""
+    from .proxy_run import serve_proxy
+
+    if urlsplit(upstream).scheme not in ("http", "https"):
+        click.echo(f"error: --upstream {upstream!r} is not an http(s) URL", err=True)
+        sys.exit(EXIT_ERROR)
+    sys.exit(
+        serve_proxy(
+            api,
+            upstream,
+            host=host,
+            port=port,
+            report_path=report_path,
+            har_path=har_path,
+            junit=junit,
+            strict=strict,
+            quiet=quiet,
+        )
     )
 
 

@@ -42,6 +42,8 @@ class Problem:
     marked: bool = False
     #: the keyword broken (`maxLength`, `required`, ...), when one is
     rule: str | None = None
+    #: the broken rule binds clients by the documents; only a server's refusal is the mock's choice
+    client_rule: bool = False
 
     @property
     def brief(self) -> str:
@@ -179,19 +181,19 @@ def _parameter_problems(
     marks = marks_of(parameter) + marks_of(parameter.get("schema", {}))
     whole = any(not mark.get("keywords") for mark in marks)
     keywords = {keyword for mark in marks for keyword in mark.get("keywords") or ()}
+    enforced = {keyword for mark in marks if mark.get("enforcement") for keyword in mark.get("keywords") or ()}
+
+    def problem(message: str, rule: str | None, marked: bool) -> Problem:
+        return Problem(location, name, message, whole or marked, rule, rule in enforced)
+
     if type(error).__name__ == "MissingRequiredParameter":
-        message = f"the required {location} parameter {name!r} is missing"
-        return [Problem(location, name, message, whole or "required" in keywords, "required")]
+        return [problem(f"the required {location} parameter {name!r} is missing", "required", "required" in keywords)]
     if schema_errors:
-        return [
-            Problem(location, name, f"{name}: {e.message}", whole or is_marked(e), str(e.validator))
-            for e in schema_errors
-        ]
+        return [problem(f"{name}: {e.message}", str(e.validator), is_marked(e)) for e in schema_errors]
     if type(cause).__name__ == "CastError":
-        return [Problem(location, name, f"{name}: not of type {cause.type}", whole or "type" in keywords, "type")]
+        return [problem(f"{name}: not of type {cause.type}", "type", "type" in keywords)]
     if type(cause).__name__ == "EmptyQueryParameterValue":
-        empty_rule = bool(keywords & {"pattern", "minLength", "type"})
-        return [Problem(location, name, f"{name}: empty", whole or empty_rule, "empty")]
+        return [problem(f"{name}: empty", "empty", bool(keywords & {"pattern", "minLength", "type"}))]
     return [Problem(location, name, str(error), whole)]
 
 

@@ -283,6 +283,27 @@ def list_choices(as_json: bool) -> None:
 
 
 @main.group()
+def fixtures() -> None:
+    """Building fixtures: make one from a recorded session."""
+
+
+@fixtures.command("from-har")
+@click.argument("har_file", type=click.File("r", encoding="utf-8"))
+def from_har(har_file: Any) -> None:
+    """Print (YAML) the building a HAR recording of a vendor session showed: owners, intercoms, codes, customers
+    and access mediums. Start a mock from it with `mockserver run --fixtures FILE`."""
+    from .har_fixtures import fixtures_from_har
+
+    try:
+        har = json.load(har_file)
+    except ValueError as exc:
+        raise click.ClickException(f"{har_file.name} is not a HAR file (JSON): {exc}") from exc
+    click.echo("# Made by `mockserver fixtures from-har` from " + har_file.name + ".")
+    click.echo("# Passwords are not recorded: every owner's is `changeme`; tokens are pinned as har-<api>-<owner id>.")
+    click.echo(yaml.safe_dump(fixtures_from_har(har), sort_keys=False, allow_unicode=True))
+
+
+@main.group()
 @click.option(
     "--url",
     default="http://127.0.0.1:8080",

@@ -76,11 +76,11 @@ def redact_query(query: bytes) -> bytes:
     return urlencode([(k, REDACTED if k.lower() in SECRET_FIELDS else v) for k, v in pairs], safe="*").encode("latin-1")
 
 
-def _redact_data(data: Any) -> Any:
+def _redact_data(data: Any, fields: frozenset[str] = SECRET_FIELDS) -> Any:
     if isinstance(data, dict):
-        return {k: REDACTED if k.lower() in SECRET_FIELDS else _redact_data(v) for k, v in data.items()}
+        return {k: REDACTED if k.lower() in fields else _redact_data(v, fields) for k, v in data.items()}
     if isinstance(data, list):
-        return [_redact_data(item) for item in data]
+        return [_redact_data(item, fields) for item in data]
     return data
 
 
@@ -104,8 +104,8 @@ def _dumps(data: Any) -> str:
 
 
 @functools.lru_cache(maxsize=32)
-def redact_text_body(body: bytes) -> bytes:
-    """A body with secret fields' values replaced, JSON, form or neither (cut off or malformed), whole.
+def redact_text_body(body: bytes, fields: frozenset[str] = SECRET_FIELDS) -> bytes:
+    """A body with the values of secret ``fields`` replaced, JSON, form or neither (cut off or malformed), whole.
 
     Remembered for the last few bodies: an answer served again from the read cache is the same bytes object,
     redacted once."""
@@ -114,12 +114,12 @@ def redact_text_body(body: bytes) -> bytes:
     text = body.decode("utf-8", errors="replace")
     data = _json(text)
     if data is not None:
-        text = _dumps(_redact_data(data))
+        text = _dumps(_redact_data(data, fields))
     elif "=" in text and not text.lstrip().startswith(("{", "[")):
         pairs = parse_qsl(text, keep_blank_values=True)
-        text = urlencode([(k, REDACTED if k.lower() in SECRET_FIELDS else v) for k, v in pairs], safe="*")
+        text = urlencode([(k, REDACTED if k.lower() in fields else v) for k, v in pairs], safe="*")
     else:
-        # Not JSON (cut off at the kept size, or malformed): its secrets' values, found in the text itself.
+        # Not JSON (cut off at the kept size, or malformed): every secret's value, found in the text itself.
         text = _ESCAPE.sub(lambda found: chr(int(found[1], 16)), text)
         text = _JSON_VALUE.sub(rf'\1"{REDACTED}"', text)
         text = _FORM_VALUE.sub(rf"\1{REDACTED}", text)

@@ -594,9 +594,12 @@ class Building:
         digits: str | None = None,
         origin: str | None = None,
         allow_past: bool = False,
+        code_id: int | None = None,
+        code_uuid: str | None = None,
     ) -> AccessCode:
         """Create a code on an intercom. It works on the keypad until `expired_at` and is gone 24 h later; an
-        `expired_at` that has passed is refused unless ``allow_past`` (then the code is born expired)."""
+        `expired_at` that has passed is refused unless ``allow_past`` (then the code is born expired). A fixture
+        may give the code's id and uuid (a building made from a recording keeps them)."""
         now = self._now_s()
         expires = int(_epoch(expired_at))
         if expires <= now and not allow_past:
@@ -612,9 +615,15 @@ class Building:
                 raise Invalid("This code is already programmed on the intercom", field="code")
         if owner_uuid is None:
             owner_uuid = self._owner(created_by if created_by is not None else intercom.owner_id).uuid
+        if code_id is None:
+            code_id = self.store.next_id("code", start=1000)
+            while self.store.exists(K.CODE, str(code_id)):  # past ids a fixture gave
+                code_id = self.store.next_id("code", start=1000)
+        elif self.store.exists(K.CODE, str(code_id)):
+            raise Conflict(f"code {code_id} exists already")
         code = AccessCode(
-            id=self.store.next_id("code", start=1000),
-            uuid=self._uuid(),
+            id=code_id,
+            uuid=code_uuid or self._uuid(),
             intercom_id=intercom.id,
             created_by=created_by,
             owner_uuid=owner_uuid,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .errors import Invalid
@@ -89,7 +89,11 @@ def apply_fixtures(building: Building, data: dict[str, Any]) -> None:
 
     for entry in data.get("codes", []):
         intercom = building._intercom(int(_require(entry, "intercom", "code")))
-        expires = building.now() + timedelta(days=float(entry.get("expires_in_days", 365)))
+        if entry.get("expired_at") is not None:
+            expires = datetime.fromisoformat(str(entry["expired_at"]).replace("Z", "+00:00"))
+            expires = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
+        else:
+            expires = building.now() + timedelta(days=float(entry.get("expires_in_days", 365)))
         created_by = entry.get("created_by")
         building.create_code(
             intercom=intercom,
@@ -97,6 +101,9 @@ def apply_fixtures(building: Building, data: dict[str, Any]) -> None:
             expired_at=expires,
             created_by=int(created_by) if created_by is not None else None,
             digits=str(entry["digits"]) if "digits" in entry else None,
+            allow_past=True,  # a recorded building may hold codes already expired, still listed for a day
+            code_id=int(entry["id"]) if entry.get("id") is not None else None,
+            code_uuid=str(entry["uuid"]) if entry.get("uuid") else None,
         )
 
     for entry in data.get("bulk_codes", []):
