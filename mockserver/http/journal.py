@@ -23,8 +23,9 @@ import orjson
 
 #: headers whose values never reach the journal
 SECRET_HEADERS = frozenset({"authorization", "x-api-key", "x-mock-control-token", "cookie", "set-cookie"})
-#: body fields and query parameters whose values never reach the journal (compared in lowercase)
-SECRET_FIELDS = frozenset({"password", "client_secret", "access_token", "code", "api_key", "session_id"})
+#: body fields and query parameters whose values never reach the journal (compared in lowercase; ``token`` is the
+#: control token a browser gives the panel once, in its address)
+SECRET_FIELDS = frozenset({"password", "client_secret", "access_token", "code", "api_key", "session_id", "token"})
 #: control API operations whose bodies are made of credentials (every token, key and password; the state's records)
 WITHHELD = frozenset({"getCredentials", "takeSnapshot", "restoreSnapshot"})
 #: bytes of each body the journal keeps
