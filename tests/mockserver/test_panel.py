@@ -328,8 +328,13 @@ def browser() -> Iterator[Any]:
         pytest.skip("Playwright for Python is missing: pip install '.[test]'")
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium (.ci/run does), or set DOORCODES_CHROMIUM")
+    from playwright.sync_api import Error as PlaywrightError
+
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        except PlaywrightError as error:
+            pytest.skip(f"Chromium at {CHROMIUM} does not start: {error.message.splitlines()[0]}")
         yield launched
         launched.close()
 
