@@ -74,7 +74,6 @@
     document.getElementById("clock-mode").textContent = frozen ? "frozen" : "running";
     const freeze = document.getElementById("freeze");
     freeze.textContent = frozen ? "Unfreeze" : "Freeze";
-    freeze.setAttribute("aria-pressed", String(frozen));
     freeze.setAttribute("aria-label", frozen ? "Unfreeze the clock" : "Freeze the clock");
   }
 
