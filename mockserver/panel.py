@@ -33,6 +33,7 @@ from .vendors import _context
 
 if TYPE_CHECKING:
     from .domain.building import Building
+    from .domain.clock import ManualClock
     from .domain.model import AccessCode
     from .runtime import Runtime
 
@@ -139,7 +140,7 @@ async def serve_live(websocket: WebSocket, runtime: Runtime) -> None:
                 if message != sent:
                     await websocket.send_text(message.decode())
                     sent = message
-                while not woken.is_set() and store.revision == revision and not clock.timestamp() >= due:
+                while not woken.is_set() and store.revision == revision and not _passed(clock, due):
                     timeout = LOOK_SECONDS if clock.frozen else max(0.0, min(LOOK_SECONDS, due - clock.timestamp()))
                     waiting = asyncio.ensure_future(woken.wait())
                     await asyncio.wait({leaving, waiting}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -153,6 +154,12 @@ async def serve_live(websocket: WebSocket, runtime: Runtime) -> None:
         return
     finally:
         leaving.cancel()
+
+
+def _passed(clock: ManualClock, due: float) -> bool:
+    """Whether a running clock is past the building's next deadline, so that settling now changes the building
+    (past, not at: a code goes once the clock is beyond its deadline). A frozen clock moves only by a poke."""
+    return not clock.frozen and clock.timestamp() > due
 
 
 # ---------------------------------------------------------------------------------------------- HTTP (control.yaml)

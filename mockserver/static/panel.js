@@ -279,16 +279,17 @@
     renderClock();
     const container = document.getElementById("intercoms");
     const seen = new Set();
-    for (const intercom of state.intercoms) {
+    state.intercoms.forEach((intercom, index) => {
       seen.add(intercom.id);
       let card = cards.get(intercom.id);
       if (!card) {
         card = newCard(intercom);
         cards.set(intercom.id, card);
       }
-      container.append(card.root); // in the state's order; moving a card keeps what is typed in it
+      // In the state's order, moving a card only when it is out of place: a moved card loses the focus.
+      if (container.children[index] !== card.root) container.insertBefore(card.root, container.children[index] || null);
       renderIntercom(card, intercom);
-    }
+    });
     for (const [id, card] of cards) {
       if (!seen.has(id)) {
         card.root.remove();

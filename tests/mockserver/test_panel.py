@@ -461,6 +461,20 @@ def test_a_customers_card_and_qr_code_are_presented_at_a_door(page: Any, mock: R
     expect(house.locator(".decision")).to_contain_text("Granted")
 
 
+def test_what_is_typed_on_a_keypad_survives_a_push(page: Any, mock: RunningMock) -> None:
+    expect = _open(page, mock)
+    house = page.get_by_role("article", name="House")
+    digits = house.get_by_role("textbox", name="Keypad digits at House")
+    digits.click()
+    page.keyboard.type("12")
+    httpx.post(mock.urls["control"] + "/clock/advance", json={"seconds": 60}).raise_for_status()
+    expect(page.locator("#clock-now")).to_have_text("2030-01-01 08:01:00 UTC")  # the page was redrawn meanwhile
+    page.keyboard.type("34")
+    expect(digits).to_have_value("1234")
+    page.keyboard.press("Enter")
+    expect(house.locator(".decision")).to_contain_text("Granted")
+
+
 def test_the_clock_freezes_and_runs_from_the_page(page: Any, mock: RunningMock) -> None:
     expect = _open(page, mock)
     page.get_by_role("button", name="Unfreeze the clock").click()
