@@ -302,6 +302,10 @@ def test_the_token_in_the_address_becomes_a_cookie_for_the_control_api(guarded: 
         # Another site on the same host (SameSite ignores ports) does not get the cookie's power.
         foreign = {"Origin": "http://127.0.0.1:1"}
         assert browser.post("/clock/advance", json={"seconds": 1}, headers=foreign).status_code == 401
+        # Behind a proxy the page's origin is the public URL's.
+        guarded.runtime.public_url = "https://mock.example"
+        proxied = {"Origin": "https://mock.example"}
+        assert browser.post("/clock/advance", json={"seconds": 1}, headers=proxied).status_code == 200
         # The address carries the token to the panel's page only.
         assert httpx.get(control + "/clock", params={"token": TOKEN}).status_code == 401
     with connect(_live_url(guarded), additional_headers={"Cookie": f"doorcodes_control_{port}={TOKEN}"}) as socket:
