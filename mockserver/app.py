@@ -149,7 +149,12 @@ def create_app(
                 building.save_meta("pusher", {"secret": runtime.pusher_app_secret})
             else:
                 runtime.pusher_app_secret = pusher["secret"]
-    clock.on_change = lambda _clock: (runtime.save_clock(), building.tick(), runtime.webhooks.wake())
+    clock.on_change = lambda _clock: (
+        runtime.save_clock(),
+        building.tick(),
+        runtime.webhooks.wake(),
+        runtime.panel.poke(),
+    )
 
     runtime.hub = PusherHub(
         runtime.pusher_app_key, runtime.pusher_app_secret, rng=random.Random(None if shared else seed)
@@ -164,6 +169,7 @@ def create_app(
         runtime.share(RedisFanout(runtime.hub, url, namespace))
     building.subscribe(push_subscriber(runtime))
     building.subscribe(runtime.webhooks.on_event)
+    building.subscribe(runtime.panel.poke)
 
     if pipeline == "compiled":
         if read_cache and store.revision is not None:

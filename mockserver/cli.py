@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import click
 import httpx
@@ -48,6 +49,10 @@ def _banner(urls: dict[str, str], credentials: dict[str, Any], control_token: st
             rows.append((name, urls[name], urls[name] + "/docs/"))
     width = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = ["  ".join(cell.ljust(width[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+    lines.append("")
+    # Off loopback the token rides in the address once; the panel keeps it in a cookie (mockserver.panel).
+    token = f"?token={quote(control_token, safe='')}" if control_token else ""
+    lines.append(f"Live panel of the building: {urls['control']}/panel{token}")
     lines.append("")
     lines.append("Demo credentials (also at GET " + urls["control"] + "/credentials):")
     if "magicline" in urls:

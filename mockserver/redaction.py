@@ -26,8 +26,9 @@ __all__ = [
 
 #: headers whose values are credentials
 SECRET_HEADERS = frozenset({"authorization", "x-api-key", "x-mock-control-token", "cookie", "set-cookie"})
-#: body fields and query parameters whose values are credentials (compared in lowercase)
-SECRET_FIELDS = frozenset({"password", "client_secret", "access_token", "code", "api_key", "session_id"})
+#: body fields and query parameters whose values are credentials (compared in lowercase; ``token`` is the control
+#: token a browser gives the panel once, in its address)
+SECRET_FIELDS = frozenset({"password", "client_secret", "access_token", "code", "api_key", "session_id", "token"})
 REDACTED = "***"
 REDACTED_BYTES = REDACTED.encode()
 _SECRET_HEADER_NAMES = frozenset(name.encode() for name in SECRET_HEADERS)

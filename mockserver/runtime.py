@@ -12,6 +12,7 @@ from .domain.clock import ManualClock
 from .http.faults import Faults
 from .http.journal import Journal
 from .http.ratelimit import FixedWindowLimiter
+from .panel_feed import PanelFeed
 
 if TYPE_CHECKING:
     from .http.read_cache import ReadCache
@@ -69,6 +70,8 @@ class Runtime:
         #: set by create_app when answers to reads may be kept (see `mockserver.http.read_cache`)
         self.read_cache: ReadCache | None = None
         self.hub: PusherHub | None = None
+        #: wakes the open panel pages (`mockserver.panel`); create_app pokes it
+        self.panel = PanelFeed()
         #: set by `share` when several replicas use one store
         self.shared = False
         self.fanout: Any = None

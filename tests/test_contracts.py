@@ -202,6 +202,7 @@ def test_contracts_ship_inside_the_wheel(tmp_path: Path) -> None:
         assert packaged in names
         assert yaml.safe_load(zipfile.ZipFile(wheel).read(packaged)) == document(name)
     assert "mockserver/fixtures/demo.yaml" in names
+    assert {"mockserver/static/panel.html", "mockserver/static/panel.js", "mockserver/static/panel.css"} <= set(names)
 
 
 @needs_node

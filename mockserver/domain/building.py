@@ -741,6 +741,12 @@ class Building:
         return [AccessCode.from_data(r.data) for r in page.records]
 
     @_synchronized
+    def newest_codes(self, intercom_id: int, limit: int) -> tuple[list[AccessCode], int]:
+        """The intercom's ``limit`` newest codes, newest first, and how many it has in all (reading no more)."""
+        page = self.store.page(K.CODES_BY_INTERCOM, str(intercom_id), limit=limit, reverse=True)
+        return [AccessCode.from_data(r.data) for r in page.records], page.total
+
+    @_synchronized
     def owner_intercom_codes(self, user_id: int, intercom_uuid: str) -> tuple[Intercom, list[AccessCode]]:
         """One of the owner's intercoms and its codes, read at one moment."""
         intercom = self.owner_intercom(user_id, intercom_uuid=intercom_uuid)

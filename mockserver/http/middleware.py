@@ -1,7 +1,8 @@
 """ASGI middleware around the Connexion app.
 
-`MockHttpMiddleware` wraps everything: it hands the runtime to the request, answers the Pusher websocket,
-guards the control API, bounds request bodies, stamps the simulated `Date` header and records the journal.
+`MockHttpMiddleware` wraps everything: it hands the runtime to the request, answers the Pusher websocket and
+the panel's, guards the control API (`control_access`), bounds request bodies, stamps the simulated `Date` header
+and records the journal.
 `LimitsAndFaults` sits inside Connexion, after routing and security (so it knows the operation and the
 tenant), and applies rate limits and injected faults before the request reaches validation and the handler.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import hmac
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -20,15 +20,15 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from .control_access import PANEL_LIVE, PANEL_PATH, guards, token_shown
 from .errors import FieldError
-from .headers import first_header, first_headers, with_lowercase_media_types
+from .headers import first_headers, with_lowercase_media_types
 from .journal import JournalEntry
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
     from .vendor import Vendor
 
-CONTROL_PREFIX = "/_mock"
 #: bytes of each body the journal keeps
 JOURNAL_BODY_LIMIT = 65_536
 
@@ -88,22 +88,17 @@ class MockHttpMiddleware:
         scope.setdefault("extensions", {})
         path: str = scope["path"]
 
-        if runtime.control_token and (path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/")):
-            # Bytes, not text: compare_digest refuses text beyond ASCII. The first header of a name wins, as everywhere.
-            given = first_header(scope["headers"], b"x-mock-control-token") or ""
-            if not hmac.compare_digest(given.encode("latin-1"), runtime.control_token.encode()):
-                response = JSONResponse(
-                    {
-                        "type": "about:blank",
-                        "title": "Unauthorized",
-                        "status": 401,
-                        "detail": "The control API needs the X-Mock-Control-Token header",
-                    },
-                    status_code=401,
-                    media_type="application/problem+json",
-                )
-                await response(scope, receive, send)
-                return
+        if runtime.control_token and guards(path) and not token_shown(scope, runtime.control_token, runtime.public_url):
+            detail = "The control API needs the X-Mock-Control-Token header"
+            if path == PANEL_PATH or path.startswith(PANEL_PATH + "/"):
+                detail += f"; in a browser, open {PANEL_PATH}?token=TOKEN once (the token `mockserver run` printed)"
+            response = JSONResponse(
+                {"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": detail},
+                status_code=401,
+                media_type="application/problem+json",
+            )
+            await response(scope, receive, send)
+            return
 
         # The journal keeps the headers as the client sent them; the app sees media types in one spelling.
         sent_headers = scope["headers"]
@@ -203,9 +198,18 @@ class MockHttpMiddleware:
         return self._date_value
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        hub = self.runtime.hub
-        vms = self.runtime.vendors.get("vms")
+        runtime = self.runtime
+        hub = runtime.hub
+        vms = runtime.vendors.get("vms")
         websocket = WebSocket(scope, receive, send)
+        if scope["path"] == PANEL_LIVE:
+            if runtime.control_token and not token_shown(scope, runtime.control_token, runtime.public_url):
+                await websocket.close(code=1008)  # before the handshake: the browser sees 403
+                return
+            from ..panel import serve_live  # the panel reads through the control API's views, which import this
+
+            await serve_live(websocket, runtime)
+            return
         if hub is None or vms is None or not scope["path"].startswith(vms.prefix + "/ws/app/"):
             await websocket.close(code=1008)
             return
