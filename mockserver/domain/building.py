@@ -266,6 +266,10 @@ class Building:
     def intercom_codes(self, intercom: Intercom) -> list[AccessCode]:
         return self._unit.operation(self._codes.intercom_codes, intercom)
 
+    def newest_codes(self, intercom_id: int, limit: int) -> tuple[list[AccessCode], int]:
+        """The intercom's ``limit`` newest codes, newest first, and how many it has in all (for the panel)."""
+        return self._unit.operation(self._codes.newest_codes, intercom_id, limit)
+
     def owner_intercom_codes(self, user_id: int, intercom_uuid: str) -> tuple[Intercom, list[AccessCode]]:
         """One of the owner's intercoms and its codes, read at one moment."""
 

@@ -214,6 +214,11 @@ class Codes:
         page = self.store.page(K.CODES_BY_INTERCOM, str(intercom.id), limit=1_000_000)
         return [AccessCode.from_data(r.data) for r in page.records]
 
+    def newest_codes(self, intercom_id: int, limit: int) -> tuple[list[AccessCode], int]:
+        """The intercom's ``limit`` newest codes, newest first, and how many it has in all (reading no more)."""
+        page = self.store.page(K.CODES_BY_INTERCOM, str(intercom_id), limit=limit, reverse=True)
+        return [AccessCode.from_data(r.data) for r in page.records], page.total
+
     def owner_code(self, user_id: int, code_uuid: str) -> AccessCode:
         """A code on one of the owner's intercoms (whoever created it)."""
         alias = self.store.get(K.CODE_BY_UUID, code_uuid)
