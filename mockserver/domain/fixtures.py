@@ -20,7 +20,9 @@ def _require(entry: dict[str, Any], name: str, where: str) -> Any:
 
 def apply_fixtures(building: Building, data: dict[str, Any]) -> None:
     """Create owners, studios, API keys, intercoms, customers and codes. Unknown keys are refused, so a
-    misspelt fixture file fails loudly instead of loading half a building."""
+    misspelt fixture file fails loudly instead of loading half a building. Runs inside `Building.load_fixtures`,
+    one operation: the rule modules are used directly."""
+    credentials, devices, codes, customers = building.parts
     # `clock` and `choices` are the runtime's (the simulated clock's start, the mock's choices), not the building's.
     known = {"owners", "studios", "intercoms", "customers", "codes", "bulk_codes", "clock", "choices"}
     unknown = set(data) - known
@@ -28,7 +30,7 @@ def apply_fixtures(building: Building, data: dict[str, Any]) -> None:
         raise Invalid(f"fixtures: unknown sections {sorted(unknown)}")
 
     for entry in data.get("owners", []):
-        owner = building.add_owner(
+        owner = credentials.add_owner(
             id=int(_require(entry, "id", "owner")),
             login=str(_require(entry, "login", "owner")),
             password=str(_require(entry, "password", "owner")),
@@ -37,13 +39,13 @@ def apply_fixtures(building: Building, data: dict[str, Any]) -> None:
         )
         for api in ("vms", "seam"):
             # Every owner gets a pinned token per API, so the credentials endpoint always has one to show.
-            token = building.add_token(api=api, user_id=owner.id, token=entry.get(f"{api}_token"), pinned=True)
-            building.pin_token(api, owner.id, token)
+            token = credentials.add_token(api=api, user_id=owner.id, token=entry.get(f"{api}_token"), pinned=True)
+            credentials.pin_token(api, owner.id, token)
 
     for entry in data.get("studios", []):
-        studio = building.add_studio(id=int(_require(entry, "id", "studio")), name=str(entry.get("name", "")))
+        studio = credentials.add_studio(id=int(_require(entry, "id", "studio")), name=str(entry.get("name", "")))
         for key in entry.get("api_keys", []):
-            building.add_api_key(
+            credentials.add_api_key(
                 key=str(_require(key, "key", "api key")),
                 studio_id=studio.id,
                 scopes=key.get("scopes", ["CUSTOMER_READ", "CUSTOMER_ACCESS_MEDIUM_WRITE"]),
@@ -55,7 +57,7 @@ def apply_fixtures(building: Building, data: dict[str, Any]) -> None:
         fields["admits_studios"] = [int(s) for s in fields.get("admits_studios", [])]
         if "created_at" in fields and fields["created_at"] is not None:
             fields["created_at"] = int(datetime.fromisoformat(str(fields["created_at"])).timestamp())
-        building.add_intercom(**fields)
+        devices.add_intercom(**fields)
 
     next_medium = 1_000
     for entry in data.get("customers", []):
@@ -70,7 +72,7 @@ def apply_fixtures(building: Building, data: dict[str, Any]) -> None:
                     via_api=bool(medium.get("via_api", False)),
                 )
             )
-        building.add_customer(
+        customers.add(
             Customer(
                 id=int(_require(entry, "id", "customer")),
                 studio_id=int(_require(entry, "studio", "customer")),
@@ -88,14 +90,14 @@ def apply_fixtures(building: Building, data: dict[str, Any]) -> None:
         )
 
     for entry in data.get("codes", []):
-        intercom = building._intercom(int(_require(entry, "intercom", "code")))
+        intercom = devices.intercom(int(_require(entry, "intercom", "code")))
         if entry.get("expired_at") is not None:
             expires = datetime.fromisoformat(str(entry["expired_at"]).replace("Z", "+00:00"))
             expires = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
         else:
             expires = building.now() + timedelta(days=float(entry.get("expires_in_days", 365)))
         created_by = entry.get("created_by")
-        building.create_code(
+        codes.create(
             intercom=intercom,
             title=str(entry.get("title", "Code")),
             expired_at=expires,
@@ -112,20 +114,16 @@ def apply_fixtures(building: Building, data: dict[str, Any]) -> None:
 
 def _bulk_codes(building: Building, entry: dict[str, Any]) -> None:
     """``count`` generated codes on one intercom, for load tests and benchmarks (a big building in one line)."""
-    intercom = building._intercom(int(_require(entry, "intercom", "bulk_codes")))
+    _, devices, codes, _ = building.parts
+    intercom = devices.intercom(int(_require(entry, "intercom", "bulk_codes")))
     count = int(_require(entry, "count", "bulk_codes"))
     created_by = entry.get("created_by", intercom.owner_id)
     expires = building.now() + timedelta(days=float(entry.get("expires_in_days", 365)))
     title = str(entry.get("title", "Load code"))
-    done = 0
-    while done < count:
-        # One store transaction per chunk: a SQLite file commits once per chunk, not once per code.
-        with building.store.transaction():
-            for _ in range(min(10_000, count - done)):
-                done += 1
-                building.create_code(
-                    intercom=intercom,
-                    title=f"{title} {done}",
-                    expired_at=expires,
-                    created_by=int(created_by) if created_by is not None else None,
-                )
+    for done in range(1, count + 1):
+        codes.create(
+            intercom=intercom,
+            title=f"{title} {done}",
+            expired_at=expires,
+            created_by=int(created_by) if created_by is not None else None,
+        )
