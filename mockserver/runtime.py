@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .domain.building import Building
@@ -128,11 +129,9 @@ class Runtime:
         self.journal.clear()
         self.limiter.clear()
         self.webhooks.clear()
+        # The clock goes back to where this mock started it: the fixtures' time, else its own start.
         start = self.fixtures.get("clock")
-        if start:
-            from datetime import datetime
-
-            self.clock.set(datetime.fromisoformat(str(start).replace("Z", "+00:00")))
+        self.clock.restart(datetime.fromisoformat(str(start).replace("Z", "+00:00")) if start else None)
         self.building.load_fixtures({k: v for k, v in self.fixtures.items() if k != "clock"})
         if self.shared:
             self.building.save_meta("pusher", {"secret": self.pusher_app_secret})

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 import httpx
 
@@ -167,3 +168,18 @@ def test_an_unreachable_redis_state_fails_fast_with_a_message() -> None:
     output = result.stderr + result.stdout
     assert "cannot reach Redis at redis://127.0.0.1:1/0" in output
     assert "Traceback" not in output
+
+
+def test_reset_puts_the_clock_back_where_the_command_started_it() -> None:
+    with serving("--clock", "2030-01-01T08:00:00Z", "--frozen-clock") as (port, _):
+        control = httpx.Client(base_url=f"http://127.0.0.1:{port}/_mock")
+        control.post("/clock/advance", json={"seconds": 86400}).raise_for_status()
+        assert control.post("/reset").status_code == 204
+        assert control.get("/clock").json() == {"now": "2030-01-01T08:00:00+00:00", "frozen": True}
+    with serving() as (port, _):
+        control = httpx.Client(base_url=f"http://127.0.0.1:{port}/_mock")
+        control.post("/clock/advance", json={"seconds": 86400}).raise_for_status()
+        assert control.post("/reset").status_code == 204
+        clock = control.get("/clock").json()
+        # Started without --clock, the clock ran with real time; after a reset it does again.
+        assert abs(datetime.fromisoformat(clock["now"]).timestamp() - time.time()) < 60 and not clock["frozen"]

@@ -60,6 +60,13 @@ def test_snapshot_restore_and_reset(mock: RunningMock, control: httpx.Client) ->
     assert refused.status_code == 400 and refused.headers["content-type"] == "application/problem+json"
 
 
+def test_reset_puts_the_clock_back_where_the_mock_started_it(mock: RunningMock, control: httpx.Client) -> None:
+    control.post("/clock/advance", json={"seconds": 86400}).raise_for_status()
+    control.put("/clock", json={"frozen": False}).raise_for_status()
+    assert control.post("/reset").status_code == 204
+    assert control.get("/clock").json() == {"now": START.isoformat(), "frozen": True}
+
+
 def test_the_clock_reads_sets_advances_and_freezes(mock: RunningMock, control: httpx.Client) -> None:
     assert control.get("/clock").json() == {"now": START.isoformat(), "frozen": True}
     moved = control.post("/clock/advance", json={"seconds": 90}).json()

@@ -35,3 +35,21 @@ def test_a_running_clock_runs_with_real_time_from_its_start() -> None:
 
 def test_the_system_clock_reads_real_time() -> None:
     assert abs(SystemClock().timestamp() - time.time()) < 1
+
+
+def test_restart_goes_back_to_how_the_clock_was_made() -> None:
+    frozen = ManualClock(START, frozen=True)
+    frozen.advance(days=1)
+    frozen.unfreeze()
+    assert frozen.restart() == START and frozen.now() == START and frozen.frozen
+    running = ManualClock(START)
+    running.freeze()
+    running.advance(days=1)
+    running.restart()
+    assert not running.frozen and abs(running.timestamp() - START.timestamp()) < 1
+    # Made without a start, it goes back to real time.
+    real = ManualClock(frozen=True)
+    real.advance(days=3)
+    real.restart()
+    assert abs(real.timestamp() - time.time()) < 1 and real.frozen
+    assert real.restart(START) == START
