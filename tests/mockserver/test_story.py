@@ -176,7 +176,13 @@ def test_the_seam_oauth_dance(mock: RunningMock) -> None:
     redirect = "https://connect.integrations.getseam.com/oauth/callback?provider=doorcodes"
     page = seam.get("/authorize", params={"redirect_uri": redirect, "state": "xyz"})
     assert page.status_code == 200 and "<form" in page.text and "text/html" in page.headers["content-type"]
-    assert seam.get("/authorize", params={"redirect_uri": "https://evil.example.com/cb"}).status_code == 400
+    for evil in ("https://evil.example.com/cb", "http://connect.integrations.getseam.com/cb", "not a uri"):
+        refused = seam.get("/authorize", params={"redirect_uri": evil})
+        assert refused.status_code == 400 and refused.json()["error_id"] == "INVALID_REDIRECT_URI", evil
+        posted = seam.post("/authorize", data={"email": "a", "password": "b", "redirect_uri": evil})
+        assert posted.status_code == 400 and posted.json()["error_id"] == "INVALID_REDIRECT_URI", evil
+    missing = seam.get("/authorize")
+    assert missing.status_code == 400 and missing.json()["error_id"] == "INVALID_INPUT"
 
     wrong = seam.post("/authorize", data={"email": "alice@demo.test", "password": "nope", "redirect_uri": redirect})
     assert wrong.status_code == 401
