@@ -158,3 +158,32 @@ def test_everything_the_readme_installs_comes_from_the_repository() -> None:
             or all(requirement.startswith(".") or requirement.endswith(".whl") for requirement in requirements)
         )
         assert from_repository, f"`pip install {arguments.strip()}` asks a package index, which has no release"
+
+
+def _magicline_calls() -> list[tuple[str, str, bool]]:
+    """(method, path, deprecated) of each Magicline call the README's session makes, in order."""
+    from mockserver.contracts import load_contract
+
+    paths = load_contract("magicline")["paths"]
+    calls = []
+    for _, code in _session_blocks():
+        for command in _commands(code):
+            found = re.search(r"http://127\.0\.0\.1:8080/magicline(/[^\s'?]*)", command)
+            if found is None:
+                continue
+            method = re.search(r"-X (\w+)", command)
+            verb = (method.group(1) if method else "GET").lower()
+            for template, item in paths.items():
+                if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", template), found.group(1)) and verb in item:
+                    calls.append((verb, found.group(1), bool(item[verb].get("deprecated"))))
+    return calls
+
+
+def test_the_magicline_example_shows_the_current_way_first() -> None:
+    calls = _magicline_calls()
+    assert calls and not calls[0][2], calls
+    mediums = [call for call in calls if "/access-medium" in call[1]]
+    assert mediums and not mediums[0][2], f"the first access-medium call is a deprecated one: {mediums}"
+    deprecated = [i for i, (_, _, old) in enumerate(calls) if old]
+    current = [i for i, (_, _, old) in enumerate(calls) if not old]
+    assert not deprecated or max(current) < min(deprecated), calls
