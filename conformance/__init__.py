@@ -9,9 +9,29 @@ project's contracts and the vendors' documented behaviour.
     print(summary.render()); raise SystemExit(summary.exit_code)
 """
 
-from .engine import fuzz, run
-from .events import Finding
-from .reports import Summary, write_junit
-from .target import Credentials, Options, Target, load_config
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# The names load on first use: the package's pytest plugin imports `conformance` in every pytest run of an
+# environment that has it, and needs none of the engine until a target runs.
+_EXPORTS = {
+    "fuzz": "conformance.engine",
+    "run": "conformance.engine",
+    "Finding": "conformance.events",
+    "Summary": "conformance.reports",
+    "write_junit": "conformance.reports",
+    "Credentials": "conformance.target",
+    "Options": "conformance.target",
+    "Target": "conformance.target",
+    "load_config": "conformance.target",
+}
 
 __all__ = ["Credentials", "Finding", "Options", "Summary", "Target", "fuzz", "load_config", "run", "write_junit"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'conformance' has no attribute {name!r}")

@@ -7,6 +7,9 @@
 Each target becomes one test item (``conformance[<api>]``) that runs the bounded suite and fails with the
 readable summary (failures by check and operation, reproducing curl commands, the seed). Without these options
 the plugin adds nothing. Programs get the same through `conformance.run`.
+
+Every pytest run in an environment with the package imports this plugin, so the engine (Schemathesis and the
+rest) is imported only when a target is run.
 """
 
 from __future__ import annotations
@@ -16,8 +19,6 @@ from typing import Any
 
 import pytest
 
-from .engine import run
-from .reports import Summary
 from .target import ConfigError, Credentials, Options, Target, load_config
 
 
@@ -71,6 +72,9 @@ class ConformanceItem(pytest.Item):
         self.options = options
 
     def runtest(self) -> None:
+        from .engine import run
+        from .reports import Summary
+
         summary = Summary().consume(run(self.target, self.options))
         if summary.exit_code == 2:
             pytest.skip(f"the run could not be done:\n{summary.render()}")

@@ -44,6 +44,7 @@ from .http.pipeline import FastPipeline
 from .http.read_cache import ReadCache
 from .http.security import security_map
 from .http.validation import VALIDATOR_MAP
+from .index import Index
 from .push import PusherHub
 from .runtime import Runtime, Settings
 from .store import Store, open_store
@@ -229,7 +230,7 @@ def create_app(
         expose_headers=["Date", "Retry-After", "X-RateLimit-Remaining"],
         max_age=600,
     )
-    return MockApp(asgi=MockHttpMiddleware(cors, runtime), runtime=runtime)
+    return MockApp(asgi=MockHttpMiddleware(Index(cors, runtime), runtime), runtime=runtime)
 
 
 def _as_api_error(vendor: Any, request: ConnexionRequest, exc: Exception, operation_id: str | None) -> ApiError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import json
 import logging
@@ -12,7 +13,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 import click
@@ -31,6 +32,31 @@ from .domain.clock import ManualClock  # noqa: E402
 from .domain.errors import DomainError  # noqa: E402
 from .http.connection import BoundedHttpProtocol  # noqa: E402
 from .runtime import Settings  # noqa: E402
+
+
+class Problem(click.ClickException):
+    """Something the user can put right (an option's value, a file, a busy port): one line on stderr and exit
+    status 2, as click's own usage errors."""
+
+    exit_code = 2
+
+
+def fail(message: str) -> NoReturn:
+    raise Problem(message)
+
+
+class IsoMoment(click.ParamType):
+    """An ISO 8601 time; one without a zone is taken as UTC."""
+
+    name = "ISO_TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 time, such as 2030-01-01T08:00:00Z", param, ctx)
 
 
 def _is_loopback(host: str) -> bool:
@@ -55,21 +81,20 @@ def _banner(urls: dict[str, str], credentials: dict[str, Any], control_token: st
     lines.append(f"Live panel of the building: {urls['control']}/panel{token}")
     lines.append("")
     lines.append("Demo credentials (also at GET " + urls["control"] + "/credentials):")
+
+    def headers(credential: dict[str, Any]) -> str:
+        return "  ".join(f"{name}: {value}" for name, value in credential["headers"].items())
+
     if "magicline" in urls:
         for key in credentials["magicline"]:
-            lines.append(
-                f"  magicline  X-API-KEY: {key['api_key']}  studio {key['studio_id']}  scopes {','.join(key['scopes'])}"
-            )
+            lines.append(f"  magicline  {headers(key)}  studio {key['studio_id']}  scopes {','.join(key['scopes'])}")
     if "seam" in urls:
         for owner in credentials["seam"]["owners"]:
-            lines.append(
-                f"  seam       Authorization: Bearer {owner['access_token']}  "
-                f"(login {owner['email']} / {owner['password']})"
-            )
+            lines.append(f"  seam       {headers(owner)}  (login {owner['email']} / {owner['password']})")
     if "vms" in urls:
         for user in credentials["vms"]:
             lines.append(
-                f"  vms        Authorization: {user['access_token']}  X-Client: web  X-UUID: any  "
+                f"  vms        {headers(user)}  "
                 f"(login {user['login']} / {user['password']}, intercoms {user['intercom_ids']})"
             )
     if control_token:
@@ -78,17 +103,24 @@ def _banner(urls: dict[str, str], credentials: dict[str, Any], control_token: st
 
 
 @click.group()
+@click.version_option(package_name="doorcodes-contracts", message="mockserver %(version)s")
 def main() -> None:
     """Contract-testing mock of the Magicline, Seam intercom cloud and AIPIX VMS door-access APIs."""
 
 
-@main.command()
+@main.command(short_help="Serve the three vendor APIs and the control API.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8080, show_default=True, type=int)
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free port).",
+)
 @click.option(
     "--state",
     "state_path",
-    type=click.Path(dir_okay=False),
+    metavar="FILE|REDIS_URL",
     help="Where the state lives (default: memory): a SQLite file, which loads as it is when it exists, or a "
     "redis://host:port/db URL (add ?namespace=NAME to keep several buildings apart) shared by every replica.",
 )
@@ -109,25 +141,25 @@ def main() -> None:
 @click.option(
     "--control-token", help="Token the control API requires (default: none on loopback, generated otherwise)."
 )
-@click.option("--clock", "clock_start", help="Start the simulated clock at this ISO 8601 time.")
+@click.option("--clock", "clock_start", type=IsoMoment(), help="Start the simulated clock at this ISO 8601 time.")
 @click.option("--frozen-clock", is_flag=True, help="Keep the clock still until moved through the control API.")
 @click.option(
     "--magicline-rate-limit",
-    type=int,
+    type=click.IntRange(min=1),
     default=1000,
     show_default=True,
     help="Magicline requests per minute per endpoint and key.",
 )
 @click.option(
     "--wsurl-rate-limit",
-    type=int,
+    type=click.IntRange(min=1),
     default=20,
     show_default=True,
     help="VMS /wsurl calls per 5 minutes per device.",
 )
 @click.option(
     "--journal-size",
-    type=int,
+    type=click.IntRange(min=0),
     default=1000,
     show_default=True,
     help="Requests kept in the journal (0 switches it off).",
@@ -144,8 +176,8 @@ def main() -> None:
     type=click.Choice(["asyncio", "uvloop"]),
     default="asyncio",
     show_default=True,
-    help="Event loop. Under load at 32 connections, uvloop left a few connections waiting up to 171 ms while it "
-    "served the others (1 request in 1,000 took 17 to 123 ms); on asyncio's loop it took at most 15 ms.",
+    help="Event loop. uvloop serves a few more reads a second, but under load keeps some connections waiting "
+    "longer (see the README).",
 )
 @click.option(
     "--choice",
@@ -166,6 +198,7 @@ def main() -> None:
     default="warning",
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    help="What the server logs; info adds a line per request.",
 )
 def run(
     host: str,
@@ -176,7 +209,7 @@ def run(
     apis: tuple[str, ...],
     public_url: str | None,
     control_token: str | None,
-    clock_start: str | None,
+    clock_start: datetime | None,
     frozen_clock: bool,
     magicline_rate_limit: int,
     wsurl_rate_limit: int,
@@ -192,12 +225,14 @@ def run(
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if control_token is None and not _is_loopback(host):
         control_token = secrets.token_urlsafe(24)
-    start = datetime.fromisoformat(clock_start.replace("Z", "+00:00")) if clock_start else None
     settings = Settings(
         magicline_rate_limit_per_minute=magicline_rate_limit,
         vms_wsurl_limit_per_5_minutes=wsurl_rate_limit,
         journal_size=journal_size,
     )
+    # Bound before anything is printed: a busy port is said plainly, not after a banner of URLs that do not work.
+    sock = _bind(host, port)
+    port = sock.getsockname()[1]
     try:
         given = Choices.from_arguments(choice_values, choice_preset)
         named = {text.partition("=")[0].strip() for text in choice_values}
@@ -207,7 +242,7 @@ def run(
             fixtures=fixtures,
             seed=seed,
             apis=apis or VENDOR_APIS,
-            clock=ManualClock(start, frozen=frozen_clock),
+            clock=ManualClock(clock_start, frozen=frozen_clock),
             public_url=public_url,
             control_token=control_token,
             settings=settings,
@@ -216,11 +251,11 @@ def run(
             choices=choices,
         )
     except (OSError, ValueError, RuntimeError, DomainError, yaml.YAMLError) as exc:
-        raise click.ClickException(f"cannot start: {exc}") from exc
+        sock.close()
+        fail(f"cannot start: {exc}")
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     base = (public_url or f"http://{shown_host}:{port}").rstrip("/")
-    urls = {name: f"{base}{vendor.prefix}" for name, vendor in app.runtime.vendors.items()}
-    urls["control"] = f"{base}/_mock"
+    urls = app.runtime.urls(base)
     click.echo(_banner(urls, credentials_json(app.runtime, urls), control_token))
     # Everything built so far lives as long as the server, and so does most of what later requests add to the
     # building: keep both out of full collections, whose pauses every open connection would wait for.
@@ -239,7 +274,28 @@ def run(
         loop=loop,
         http=BoundedHttpProtocol,
     )
-    _ClosingServer(config, app.runtime.building.store.close, f"http://{host}:{port}").run()
+    server = _ClosingServer(config, app.runtime.building.store.close, f"http://{host}:{port}")
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        # Ctrl+C is how a user stops the mock: uvicorn has shut down cleanly and re-raised it; end quietly, 0.
+        return
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` for uvicorn to listen on (uvicorn's own binding ends with exit 1)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            fail(f"port {port} on {host} is in use; choose another with --port")
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    sock.set_inheritable(True)
+    return sock
 
 
 class _ClosingServer(uvicorn.Server):
@@ -328,9 +384,9 @@ def _call(client: httpx.Client, method: str, path: str, body: dict[str, Any] | N
     try:
         response = client.request(method, path, json=body)
     except httpx.HTTPError as exc:
-        raise click.ClickException(f"cannot reach the mock: {exc}") from exc
+        fail(f"cannot reach the mock at {client.base_url}: {exc}")
     if response.status_code >= 400:
-        raise click.ClickException(f"{response.status_code}: {response.text}")
+        fail(f"{response.status_code}: {response.text}")
     return response.json()
 
 
@@ -397,11 +453,16 @@ def show(ctx: click.Context, intercom: str) -> None:
 
 @device.command()
 @click.argument("intercom")
-@click.option("--limit", default=20, show_default=True)
+@click.option(
+    "--limit", default=20, show_default=True, type=click.IntRange(1, 10000), help="Most recent events to show."
+)
 @click.pass_context
 def events(ctx: click.Context, intercom: str, limit: int) -> None:
     """Print the device's event log, oldest first."""
-    for event in _call(ctx.obj, "GET", f"/intercoms/{intercom}/events?limit={limit}")["events"]:
+    found = _call(ctx.obj, "GET", f"/intercoms/{intercom}/events?limit={limit}")["events"]
+    if not found:
+        click.echo(f"No events on intercom {intercom} yet.")
+    for event in found:
         click.echo(f"{event['at']}  {event['type']:<16} {json.dumps(event.get('detail', {}))}")
 
 

@@ -28,9 +28,25 @@ def _iso(epoch_ms: int | None) -> str | None:
 
 def base_urls(runtime: Runtime) -> dict[str, str]:
     base = _context.base_url()
-    urls = {name: f"{base}{vendor.prefix}" for name, vendor in runtime.vendors.items()}
-    urls["control"] = f"{base}/_mock"
-    return urls
+    return runtime.urls(base)
+
+
+#: the other headers every VMS request carries; any client name of the four and any device id will do
+VMS_CLIENT_HEADERS = {"X-Client": "web", "X-UUID": "doorcodes-demo"}
+
+
+def magicline_headers(api_key: str) -> dict[str, str]:
+    return {"X-API-KEY": api_key}
+
+
+def seam_headers(access_token: str) -> dict[str, str]:
+    # Seam's token endpoint answers the bare token; the header adds the scheme.
+    return {"Authorization": f"Bearer {access_token}"}
+
+
+def vms_headers(access_token: str) -> dict[str, str]:
+    # VMS's login answers the whole header value, scheme included.
+    return {"Authorization": access_token, **VMS_CLIENT_HEADERS}
 
 
 def credentials_json(runtime: Runtime, urls: dict[str, str]) -> dict[str, Any]:
@@ -42,7 +58,13 @@ def credentials_json(runtime: Runtime, urls: dict[str, str]) -> dict[str, Any]:
     return {
         "base_urls": urls,
         "magicline": [
-            {"api_key": k["api_key"], "studio_id": k["studio_id"], "scopes": k["scopes"]} for k in data["api_keys"]
+            {
+                "api_key": k["api_key"],
+                "studio_id": k["studio_id"],
+                "scopes": k["scopes"],
+                "headers": magicline_headers(k["api_key"]),
+            }
+            for k in data["api_keys"]
         ],
         "seam": {
             "client_id": CLIENT_ID,
@@ -53,6 +75,7 @@ def credentials_json(runtime: Runtime, urls: dict[str, str]) -> dict[str, Any]:
                     "email": o["owner"].login,
                     "password": o["owner"].password,
                     "access_token": o["tokens"].get("seam", ""),
+                    "headers": seam_headers(o["tokens"].get("seam", "")),
                 }
                 for o in owners
             ],
@@ -63,6 +86,7 @@ def credentials_json(runtime: Runtime, urls: dict[str, str]) -> dict[str, Any]:
                 "login": o["owner"].login,
                 "password": o["owner"].password,
                 "access_token": f"Bearer {o['tokens'].get('vms', '')}",
+                "headers": vms_headers(f"Bearer {o['tokens'].get('vms', '')}"),
                 "intercom_ids": o["intercom_ids"],
             }
             for o in owners
@@ -105,7 +129,8 @@ async def getCredentials() -> tuple[dict[str, Any], int, dict[str, str]]:
 
 
 async def mintMagiclineKey(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
-    return _runtime().building.mint_api_key(body["studio_id"], body.get("scopes")), 201, JSON
+    key = _runtime().building.mint_api_key(body["studio_id"], body.get("scopes"))
+    return {**key, "headers": magicline_headers(key["api_key"])}, 201, JSON
 
 
 async def mintSeamToken(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
@@ -113,13 +138,14 @@ async def mintSeamToken(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict
     owner = next((o for o in building.owners() if o.uuid == body["owner_id"]), None)
     if owner is None:
         raise Invalid(f"no owner {body['owner_id']}", field="owner_id")
-    return {"access_token": building.mint_token("seam", owner.id), "owner_id": owner.uuid}, 201, JSON
+    token = building.mint_token("seam", owner.id)
+    return {"access_token": token, "owner_id": owner.uuid, "headers": seam_headers(token)}, 201, JSON
 
 
 async def mintVmsToken(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     building = _runtime().building
-    token = building.mint_token("vms", body["user_id"])
-    return {"access_token": f"Bearer {token}", "user_id": body["user_id"]}, 201, JSON
+    token = f"Bearer {building.mint_token('vms', body['user_id'])}"
+    return {"access_token": token, "user_id": body["user_id"], "headers": vms_headers(token)}, 201, JSON
 
 
 async def revokeSeamToken(body: dict[str, Any]) -> tuple[Any, int]:

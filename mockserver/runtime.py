@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .choices import Choices
@@ -98,6 +99,12 @@ class Runtime:
         host = headers.get("host") or "127.0.0.1"
         return f"{scheme}://{host}"
 
+    def urls(self, base: str) -> dict[str, str]:
+        """Each served API's base URL under ``base``, and the control API's as "control"."""
+        urls = {name: f"{base}{vendor.prefix}" for name, vendor in self.vendors.items()}
+        urls["control"] = f"{base}/_mock"
+        return urls
+
     # --- whole state
 
     def save_clock(self) -> None:
@@ -144,11 +151,9 @@ class Runtime:
         self.journal.clear()
         self.limiter.clear()
         self.webhooks.clear()
+        # The clock goes back to where this mock started it: the fixtures' time, else its own start.
         start = self.fixtures.get("clock")
-        if start:
-            from datetime import datetime
-
-            self.clock.set(datetime.fromisoformat(str(start).replace("Z", "+00:00")))
+        self.clock.restart(datetime.fromisoformat(str(start).replace("Z", "+00:00")) if start else None)
         self.building.load_fixtures({k: v for k, v in self.fixtures.items() if k not in ("clock", "choices")})
         if self.shared:
             self.building.save_meta("pusher", {"secret": self.pusher_app_secret})

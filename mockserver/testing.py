@@ -9,6 +9,9 @@
 
 With pytest, the `mock_server` fixture (registered by this package's pytest plugin) yields the same object for
 each test, on a fresh demo building with a frozen clock.
+
+Being a pytest plugin, this module is imported by every pytest run in an environment that has the package: it
+loads the server (Connexion and the rest) only when a mock is started, so other test runs pay nothing for it.
 """
 
 from __future__ import annotations
@@ -18,21 +21,23 @@ import pathlib
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-import uvicorn
-from starlette.types import ASGIApp
 
-from .app import VENDOR_APIS, MockApp, create_app
-from .control import credentials_json
-from .domain.building import Rules
 from .domain.clock import ManualClock
-from .http.connection import BoundedHttpProtocol
-from .runtime import Runtime, Settings
+
+if TYPE_CHECKING:
+    import uvicorn
+    from starlette.types import ASGIApp
+
+    from .app import MockApp
+    from .domain.building import Rules
+    from .runtime import Runtime, Settings
 
 __all__ = ["RunningMock", "mock_server", "start_mock"]
 
@@ -77,7 +82,7 @@ def start_mock(
     seed: int | None = 0,
     fixtures: str | pathlib.Path | dict[str, Any] | None = None,
     state_path: str | pathlib.Path | None = None,
-    apis: tuple[str, ...] = VENDOR_APIS,
+    apis: tuple[str, ...] | None = None,
     start: datetime | None = None,
     frozen: bool = True,
     settings: Settings | None = None,
@@ -90,16 +95,27 @@ def start_mock(
     clock: ManualClock | None = None,
     choices: dict[str, str] | None = None,
 ) -> RunningMock:
-    """Start a mock on a free port and wait until it answers. ``wrap`` may wrap the whole ASGI app (to plant
-    a bug, for instance). The clock is frozen by default so tests decide when time passes; ``clock`` replaces it
-    (``start`` and ``frozen`` are then ignored); ``choices`` switches the mock's choices (`mockserver.choices`)."""
+    """Start a mock on a free port and wait until it answers. ``apis`` serves a subset (default: all three).
+    ``wrap`` may wrap the whole ASGI app (to plant a bug, for instance). The clock is frozen by default so tests
+    decide when time passes; ``clock`` replaces it (``start`` and ``frozen`` are then ignored); ``choices``
+    switches the mock's choices (`mockserver.choices`)."""
+    with warnings.catch_warnings():
+        # Connexion's imports warn about its own dependencies' deprecations, which no user of the mock can act on.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+        import uvicorn
+
+        from .app import VENDOR_APIS, create_app
+        from .control import credentials_json
+        from .http.connection import BoundedHttpProtocol
+
     if clock is None:
         clock = ManualClock(start, frozen=frozen)
     app = create_app(
         seed=seed,
         fixtures=fixtures,
         state_path=state_path,
-        apis=apis,
+        apis=VENDOR_APIS if apis is None else apis,
         clock=clock,
         settings=settings,
         rules=rules,
@@ -132,8 +148,7 @@ def start_mock(
             raise RuntimeError("the mock server did not start")
         time.sleep(0.005)
     base = f"http://{host}:{port}"
-    urls = {name: f"{base}{vendor.prefix}" for name, vendor in app.runtime.vendors.items()}
-    urls["control"] = f"{base}/_mock"
+    urls = app.runtime.urls(base)
     return RunningMock(
         base_url=base,
         urls=urls,

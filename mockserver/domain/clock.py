@@ -81,6 +81,9 @@ class ManualClock:
         #: called after every set/advance/freeze/unfreeze, outside the clock's lock (to persist the clock)
         self.on_change = on_change
         self._frozen = frozen
+        #: how the clock was made, for `restart` (None: real time when it starts)
+        self._start = utc(start) if start is not None else None
+        self._start_frozen = frozen
         # Running: now = anchor + (monotonic() - mono_anchor). Frozen: now = anchor.
         self._anchor = _within_range(start) if start is not None else datetime.now(UTC)
         self._mono_anchor = self._monotonic()
@@ -150,6 +153,17 @@ class ManualClock:
         with self._lock:
             self._mono_anchor = self._monotonic()
             self._frozen = False
+            result = self._anchor
+        return self._changed(result)
+
+    def restart(self, moment: datetime | None = None) -> datetime:
+        """Back to how the clock was made: at ``moment``, else at its own start (real time now when it was made
+        without one), frozen or running as it was made."""
+        start = moment if moment is not None else self._start
+        with self._lock:
+            self._anchor = utc(start) if start is not None else datetime.now(UTC)
+            self._mono_anchor = self._monotonic()
+            self._frozen = self._start_frozen
             result = self._anchor
         return self._changed(result)
 

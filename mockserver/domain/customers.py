@@ -36,7 +36,7 @@ class Customers:
         self.credentials.studio(customer.studio_id)
         customer.uuid = customer.uuid or self.unit.uuid()
         for medium in customer.mediums:
-            self._check_value_free(customer.studio_id, medium.type, medium.value)
+            self._check_value_free(customer.studio_id, medium.value)
             self._file_medium(customer.studio_id, customer.id, medium)
         self._save(customer, expected_version=0)
         return customer
@@ -102,16 +102,20 @@ class Customers:
     def _medium_key(studio_id: int, medium_type: str, value: str) -> str:
         return f"{studio_id}:{medium_type}:{value}"
 
-    def _check_value_free(self, studio_id: int, medium_type: str, value: str, except_medium: int | None = None) -> None:
-        alias = self.store.get(K.MEDIUM_VALUE, self._medium_key(studio_id, medium_type, value))
-        if alias is not None and alias.data["medium_id"] != except_medium:
-            raise Invalid(f"The value is already used by another {medium_type} access medium", field="value")
+    def _check_value_free(self, studio_id: int, value: str, except_medium: int | None = None) -> None:
+        """The vendor calls `value` the medium's unique identifier: within a studio, one value is one medium,
+        whatever its type (a PIN may not repeat a card number). Other studios' mediums are not looked at: a
+        tenant never learns of another's data."""
+        for medium_type in MEDIUM_TYPES:
+            alias = self.store.get(K.MEDIUM_VALUE, self._medium_key(studio_id, medium_type, value))
+            if alias is not None and alias.data["medium_id"] != except_medium:
+                raise Invalid("The value is already used by another access medium of this studio", field="value")
 
     def add_medium(self, studio_id: int, customer_id: int, medium_type: str, value: str) -> AccessMedium:
         if medium_type not in MEDIUM_TYPES:
             raise Invalid(f"Unknown access medium type {medium_type}", field="type")
         customer, version = self.studio_customer(studio_id, customer_id)
-        self._check_value_free(studio_id, medium_type, value)
+        self._check_value_free(studio_id, value)
         medium = AccessMedium(id=self.store.next_id("medium", start=1_000_001), type=medium_type, value=value)
         customer.mediums.append(medium)
         self._save(customer, expected_version=version)
@@ -133,7 +137,7 @@ class Customers:
     def update_medium(self, studio_id: int, customer_id: int, medium_id: int, value: str) -> AccessMedium:
         customer, version = self.studio_customer(studio_id, customer_id)
         medium = self._api_medium(customer, medium_id)
-        self._check_value_free(studio_id, medium.type, value, except_medium=medium.id)
+        self._check_value_free(studio_id, value, except_medium=medium.id)
         self.store.delete(K.MEDIUM_VALUE, self._medium_key(studio_id, medium.type, medium.value))
         medium.value = value
         self._save(customer, expected_version=version)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -12,10 +13,73 @@ if TYPE_CHECKING:
     from .building import Building
 
 
+#: the fields each kind of fixture entry may have
+FIELDS = {
+    "owner": {"id", "uuid", "login", "password", "name", "vms_token", "seam_token"},
+    "studio": {"id", "name", "api_keys"},
+    "api key": {"key", "scopes"},
+    "intercom": {
+        "id",
+        "uuid",
+        "owner",
+        "title",
+        "model",
+        "address",
+        "department",
+        "online",
+        "created_at",
+        "admits_studios",
+        "unlock_ms",
+    },
+    "customer": {
+        "id",
+        "studio",
+        "first_name",
+        "last_name",
+        "email",
+        "customer_number",
+        "status",
+        "date_of_birth",
+        "gender",
+        "access_refusal",
+        "mediums",
+    },
+    "medium": {"id", "type", "value", "via_api"},
+    "code": {"id", "uuid", "intercom", "title", "digits", "created_by", "expires_in_days", "expired_at"},
+    "bulk_codes": {"intercom", "count", "title", "created_by", "expires_in_days"},
+}
+
+
 def _require(entry: dict[str, Any], name: str, where: str) -> Any:
     if name not in entry:
         raise Invalid(f"{where}: '{name}' is required", field=name)
     return entry[name]
+
+
+def _entries(data: dict[str, Any], section: str, kind: str, where: str = "fixtures") -> list[dict[str, Any]]:
+    """The entries of a list section, each a mapping of known fields (a misspelt field is named, not dropped)."""
+    entries = data.get(section) or []
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise Invalid(f"{where}: '{section}' must be a list of mappings", field=section)
+    for entry in entries:
+        unknown = sorted(set(entry) - FIELDS[kind])
+        if unknown:
+            name = f"{kind} {entry['id']}" if "id" in entry else kind
+            raise Invalid(
+                f"{where}: {name}: unknown field {', '.join(map(repr, unknown))} "
+                f"(known: {', '.join(sorted(FIELDS[kind]))})",
+                field=unknown[0],
+            )
+        if "uuid" in entry and not _is_uuid(entry["uuid"]):
+            raise Invalid(f"{where}: {kind} {entry.get('id', '')}: uuid {entry['uuid']!r} is not a UUID", field="uuid")
+    return entries
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        return str(uuid.UUID(str(value))) == str(value).lower()
+    except ValueError:
+        return False
 
 
 def apply_fixtures(building: Building, data: dict[str, Any]) -> None:
@@ -29,7 +93,7 @@ def apply_fixtures(building: Building, data: dict[str, Any]) -> None:
     if unknown:
         raise Invalid(f"fixtures: unknown sections {sorted(unknown)}")
 
-    for entry in data.get("owners", []):
+    for entry in _entries(data, "owners", "owner"):
         owner = credentials.add_owner(
             id=int(_require(entry, "id", "owner")),
             login=str(_require(entry, "login", "owner")),
@@ -42,16 +106,18 @@ def apply_fixtures(building: Building, data: dict[str, Any]) -> None:
             token = credentials.add_token(api=api, user_id=owner.id, token=entry.get(f"{api}_token"), pinned=True)
             credentials.pin_token(api, owner.id, token)
 
-    for entry in data.get("studios", []):
+    for entry in _entries(data, "studios", "studio"):
         studio = credentials.add_studio(id=int(_require(entry, "id", "studio")), name=str(entry.get("name", "")))
-        for key in entry.get("api_keys", []):
+        for key in _entries(entry, "api_keys", "api key", f"fixtures: studio {studio.id}"):
             credentials.add_api_key(
                 key=str(_require(key, "key", "api key")),
                 studio_id=studio.id,
                 scopes=key.get("scopes", ["CUSTOMER_READ", "CUSTOMER_ACCESS_MEDIUM_WRITE"]),
             )
 
-    for entry in data.get("intercoms", []):
+    for entry in _entries(data, "intercoms", "intercom"):
+        for name in ("id", "owner", "title"):
+            _require(entry, name, "intercom")
         fields = dict(entry)
         fields["owner_id"] = int(fields.pop("owner"))
         fields["admits_studios"] = [int(s) for s in fields.get("admits_studios", [])]
@@ -60,15 +126,15 @@ def apply_fixtures(building: Building, data: dict[str, Any]) -> None:
         devices.add_intercom(**fields)
 
     next_medium = 1_000
-    for entry in data.get("customers", []):
+    for entry in _entries(data, "customers", "customer"):
         mediums = []
-        for medium in entry.get("mediums", []):
+        for medium in _entries(entry, "mediums", "medium", f"fixtures: customer {entry.get('id', '')}"):
             next_medium += 1
             mediums.append(
                 AccessMedium(
                     id=int(medium.get("id", next_medium)),
-                    type=str(medium["type"]),
-                    value=str(medium["value"]),
+                    type=str(_require(medium, "type", "medium")),
+                    value=str(_require(medium, "value", "medium")),
                     via_api=bool(medium.get("via_api", False)),
                 )
             )
@@ -89,7 +155,7 @@ def apply_fixtures(building: Building, data: dict[str, Any]) -> None:
             )
         )
 
-    for entry in data.get("codes", []):
+    for entry in _entries(data, "codes", "code"):
         intercom = devices.intercom(int(_require(entry, "intercom", "code")))
         if entry.get("expired_at") is not None:
             expires = datetime.fromisoformat(str(entry["expired_at"]).replace("Z", "+00:00"))
@@ -108,7 +174,7 @@ def apply_fixtures(building: Building, data: dict[str, Any]) -> None:
             code_uuid=str(entry["uuid"]) if entry.get("uuid") else None,
         )
 
-    for entry in data.get("bulk_codes", []):
+    for entry in _entries(data, "bulk_codes", "bulk_codes"):
         _bulk_codes(building, entry)
 
 

@@ -26,14 +26,25 @@ from connexion.validators import (
     ParameterValidator,
     TextResponseBodyValidator,
 )
-from jsonschema import Draft4Validator, ValidationError
+from jsonschema import Draft4Validator, FormatChecker, ValidationError
 from starlette.types import Receive, Scope
 
 from ..choices import Choices
 from .errors import FieldError
 from .headers import first_header, header_key
 
-_FORMATS = Draft4Validator.FORMAT_CHECKER
+#: the formats a request is held to: JSON Schema draft 4's, and `uuid`, which draft 4 leaves a comment but the
+#: contracts use for ids (a Seam id that is not a UUID is a malformed request, not an unknown id)
+_FORMATS = FormatChecker(())
+_FORMATS.checkers = dict(Draft4Validator.FORMAT_CHECKER.checkers)
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+@_FORMATS.checks("uuid")
+def _is_uuid(value: object) -> bool:
+    return not isinstance(value, str) or _UUID.fullmatch(value) is not None
+
+
 _DEFAULT_CHOICES = Choices()
 #: the scope of the request whose body is being parsed (Connexion validates the body without it)
 _parsing_scope: contextvars.ContextVar[t.Mapping[str, t.Any]] = contextvars.ContextVar("parsing_scope")
@@ -151,8 +162,9 @@ def quick_check(schema: dict[str, t.Any]) -> t.Callable[[t.Any], bool] | None:
         return _quick_object(schema)
     if kind == "array":
         return _quick_array(schema)
-    # A format the validator's format checker knows is a rule; any other (uuid in draft 4, int64) is a comment.
-    if not set(schema) <= _SIMPLE_KEYS or schema.get("format") in _FORMATS.checkers:
+    # A format the validator's format checker knows is a rule; any other (int64, say) is a comment.
+    uuid_format = schema.get("format") == "uuid"
+    if not set(schema) <= _SIMPLE_KEYS or (schema.get("format") in _FORMATS.checkers and not uuid_format):
         return None
     low, high = schema.get("minimum"), schema.get("maximum")
     min_len, max_len = schema.get("minLength"), schema.get("maxLength")
@@ -178,6 +190,7 @@ def quick_check(schema: dict[str, t.Any]) -> t.Callable[[t.Any], bool] | None:
                 and (max_len is None or len(value) <= max_len)
                 and (pattern is None or pattern.search(value) is not None)
                 and (enum is None or value in enum)
+                and (not uuid_format or _UUID.fullmatch(value) is not None)
             )
 
         return check_str

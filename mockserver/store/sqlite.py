@@ -110,6 +110,10 @@ def _page_sql(cursor: bool, reverse: bool) -> str:
 _PAGE_SQL = {(cursor, reverse): _page_sql(cursor, reverse) for cursor in (False, True) for reverse in (False, True)}
 
 
+class StateFileError(RuntimeError):
+    """The state file cannot be opened, or is not a SQLite file."""
+
+
 class SchemaMismatch(RuntimeError):
     """The file was written by another schema version of this store."""
 
@@ -131,7 +135,10 @@ class SqliteStore:
 
     def __init__(self, path: str | PathLike[str]) -> None:
         # isolation_level=None: the module opens no transactions behind our back; we issue BEGIN ourselves.
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        try:
+            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StateFileError(f"cannot use {path} as the state file: {exc}") from exc
         self._depth = 0  # nesting of transaction() blocks
         self._closed = False
         self._writes = 0
@@ -143,6 +150,10 @@ class SqliteStore:
             self._conn.execute("PRAGMA foreign_keys = OFF")
             with self._write():
                 self._migrate()
+        except sqlite3.Error as exc:
+            # Not a SQLite file, or one this process may not write (a read-only place, a locked file).
+            self._conn.close()
+            raise StateFileError(f"cannot use {path} as the state file: {exc}") from exc
         except BaseException:
             self._conn.close()
             raise

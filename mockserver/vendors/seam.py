@@ -42,6 +42,9 @@ class SeamVendor(Vendor):
         return {"sub": owner.id, "user_id": owner.id, "owner_id": owner.uuid}
 
     def invalid(self, request: ConnexionRequest, error_: FieldError, operation_id: str | None) -> ApiError:
+        if any(v.field == "redirect_uri" and v.rule != "required" for v in getattr(error_, "violations", [error_])):
+            # The contract's pattern is the rule of allowed addresses; refusing one has its own error id.
+            return _refuse_redirect()
         where = error_.field or "body"
         return error(400, "INVALID_INPUT", f"{where}: {error_.message}")
 

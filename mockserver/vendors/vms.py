@@ -390,14 +390,18 @@ _EXPIRY = re.compile(r"(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d)")
 
 
 def _parse_expiry(text: str) -> datetime:
-    try:
-        found = _EXPIRY.fullmatch(text)
-        if found is not None:
+    found = _EXPIRY.fullmatch(text)
+    if found is not None:
+        try:
             # strptime would answer the same, in a tenth of the time (it compiles its rules per call)
             return datetime(*map(int, found.groups()), tzinfo=UTC)  # type: ignore[misc]
+        except ValueError:
+            # The right shape, but no such day or time (2029-02-30): Laravel's `date` rule refuses it.
+            raise validation_error({"expired_at": ["The expired at field must be a valid date."]}) from None
+    try:
         return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
-    except ValueError as exc:
-        raise Invalid("The expired at field must match the format Y-m-d H:i.", field="expired_at") from exc
+    except ValueError:
+        raise validation_error({"expired_at": ["The expired at field must match the format Y-m-d H:i."]}) from None
 
 
 async def createCode(intercom: int, body: dict[str, Any]) -> tuple[dict[str, Any], int]:

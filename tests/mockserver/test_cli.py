@@ -3,15 +3,25 @@ URL behind a proxy, CORS, and the credentials endpoint for scripts."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
+import click
 import httpx
+import pytest
+from click.testing import CliRunner
+
+from mockserver.app import DEMO_FIXTURES as DEMO
+from mockserver.cli import main
+from mockserver.testing import start_mock
 
 CONTROL_HEADER = "X-Mock-Control-Token"
 
@@ -167,3 +177,178 @@ def test_an_unreachable_redis_state_fails_fast_with_a_message() -> None:
     output = result.stderr + result.stdout
     assert "cannot reach Redis at redis://127.0.0.1:1/0" in output
     assert "Traceback" not in output
+
+
+def test_reset_puts_the_clock_back_where_the_command_started_it() -> None:
+    with serving("--clock", "2030-01-01T08:00:00Z", "--frozen-clock") as (port, _):
+        control = httpx.Client(base_url=f"http://127.0.0.1:{port}/_mock")
+        control.post("/clock/advance", json={"seconds": 86400}).raise_for_status()
+        assert control.post("/reset").status_code == 204
+        assert control.get("/clock").json() == {"now": "2030-01-01T08:00:00+00:00", "frozen": True}
+    with serving() as (port, _):
+        control = httpx.Client(base_url=f"http://127.0.0.1:{port}/_mock")
+        control.post("/clock/advance", json={"seconds": 86400}).raise_for_status()
+        assert control.post("/reset").status_code == 204
+        clock = control.get("/clock").json()
+        # Started without --clock, the clock ran with real time; after a reset it does again.
+        assert abs(datetime.fromisoformat(clock["now"]).timestamp() - time.time()) < 60 and not clock["frozen"]
+
+
+def _run_cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), terminal_width=80)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise AssertionError(f"{args} raised instead of saying what is wrong") from result.exception
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--port", "80000"), "'--port': 80000 is not in the range"),
+        (("--clock", "notadate"), "'notadate' is not an ISO 8601 time"),
+        (("--magicline-rate-limit", "-5"), "'--magicline-rate-limit': -5 is not in the range"),
+        (("--wsurl-rate-limit", "0"), "'--wsurl-rate-limit': 0 is not in the range"),
+        (("--journal-size", "-1"), "'--journal-size': -1 is not in the range"),
+    ],
+)
+def test_a_bad_option_value_is_a_one_line_error_and_exit_2(args: tuple[str, ...], said: str) -> None:
+    with socket.socket() as held:
+        # Were the value accepted, the mock would stop at this busy port rather than serve in the test's process.
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        status, output = _run_cli("run", "--port", str(held.getsockname()[1]), *args)
+    errors = [line for line in output.splitlines() if line.startswith("Error:")]
+    assert status == 2 and len(errors) == 1 and said in errors[0], output
+
+
+def _state_in_a_place_without_room(tmp_path) -> str:
+    (tmp_path / "a-file").write_text("")
+    return str(tmp_path / "a-file" / "state.db")
+
+
+@pytest.mark.parametrize(
+    ("setup", "said"),
+    [
+        (lambda tmp: ["--state", _write(tmp / "notes.txt", "not a database")], "is not a database"),
+        (lambda tmp: ["--state", _state_in_a_place_without_room(tmp)], "unable to open database file"),
+        (
+            lambda tmp: ["--fixtures", _write(tmp / "typo.yaml", DEMO.read_text().replace("title: House", "titel: X"))],
+            "intercom 180: unknown field 'titel'",
+        ),
+        (
+            lambda tmp: [
+                "--fixtures",
+                _write(tmp / "bad-uuid.yaml", DEMO.read_text().replace("uuid: 3043fde0-", "uuid: x3043fde0-")),
+            ],
+            "is not a UUID",
+        ),
+    ],
+)
+def test_a_bad_state_or_fixtures_file_is_a_one_line_error_and_exit_2(tmp_path, setup, said: str) -> None:
+    # In a process of its own: were the file accepted, the mock would serve until the timeout.
+    result = subprocess.run(
+        [sys.executable, "-m", "mockserver", "run", "--port", str(_free_port()), *setup(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and result.stdout == "", result
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: cannot start: "), result.stderr
+    assert said in result.stderr, result.stderr
+
+
+def _write(path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_busy_port_is_said_before_any_banner() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        status, output = _run_cli("run", "--port", str(port))
+    assert status == 2, output
+    assert output == f"Error: port {port} on 127.0.0.1 is in use; choose another with --port\n"
+
+
+def test_port_0_listens_on_a_free_port_and_says_which() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mockserver", "run", "--port", "0"], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    try:
+        banner = []
+        for line in process.stdout:
+            banner.append(line)
+            if line.startswith("Listening on"):
+                break
+        port = re.search(r"Listening on http://127\.0\.0\.1:(\d+) ", banner[-1])
+        assert port and port.group(1) != "0", banner
+        assert f"http://127.0.0.1:{port.group(1)}/seam/docs/" in "".join(banner)
+        assert httpx.get(f"http://127.0.0.1:{port.group(1)}/seam/health").json() == {"ok": True}
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        process.stdout.close()
+
+
+def test_ctrl_c_stops_the_mock_quietly_with_exit_0() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mockserver", "run", "--port", str(_free_port())],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("Listening on"):
+            break
+    process.send_signal(signal.SIGINT)
+    after = process.stdout.read()
+    process.stdout.close()
+    assert process.wait(timeout=10) == 0
+    assert after == ""
+
+
+def test_version() -> None:
+    status, output = _run_cli("--version")
+    assert status == 0 and output == f"mockserver {importlib.metadata.version('doorcodes-contracts')}\n"
+
+
+def _commands(group: click.Group, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+    yield path, group
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+def test_help_is_whole_sentences_and_every_option_says_what_it_does() -> None:
+    for path, command in _commands(main):
+        status, output = _run_cli(*path, "--help")
+        assert status == 0, output
+        # click shortens a summary that does not fit an 80-column listing with "..."
+        listing = output.split("Commands:", 1)[1] if "Commands:" in output else ""
+        assert "..." not in listing, output
+        for param in command.params:
+            if isinstance(param, click.Option) and param.name not in ("help", "version"):
+                assert param.help, f"{' '.join(path)} {param.opts[0]} has no help"
+    _, run_help = _run_cli("run", "--help")
+    assert "--state FILE|REDIS_URL" in run_help
+
+
+def test_device_events_says_when_there_are_none() -> None:
+    with start_mock() as mock:
+        status, output = _run_cli("device", "--url", mock.base_url, "events", "190")
+        assert status == 0 and output == "No events on intercom 190 yet.\n"
+        status, output = _run_cli("device", "--url", mock.base_url, "keypad", "190", "2345")
+        assert status == 0 and output.startswith("GRANTED"), output
+        status, output = _run_cli("device", "--url", mock.base_url, "events", "190")
+        assert status == 0 and "No events" not in output and len(output.splitlines()) >= 1, output
+
+
+def test_device_commands_say_when_the_mock_cannot_be_reached() -> None:
+    status, output = _run_cli("device", "--url", f"http://127.0.0.1:{_free_port()}", "show", "180")
+    assert status == 2 and output.startswith("Error: cannot reach the mock at "), output

@@ -62,6 +62,13 @@ def test_snapshot_restore_and_reset(mock: RunningMock, control: httpx.Client) ->
     assert refused.status_code == 400 and refused.headers["content-type"] == "application/problem+json"
 
 
+def test_reset_puts_the_clock_back_where_the_mock_started_it(mock: RunningMock, control: httpx.Client) -> None:
+    control.post("/clock/advance", json={"seconds": 86400}).raise_for_status()
+    control.put("/clock", json={"frozen": False}).raise_for_status()
+    assert control.post("/reset").status_code == 204
+    assert control.get("/clock").json() == {"now": START.isoformat(), "frozen": True}
+
+
 def test_the_clock_reads_sets_advances_and_freezes(mock: RunningMock, control: httpx.Client) -> None:
     assert control.get("/clock").json() == {"now": START.isoformat(), "frozen": True}
     moved = control.post("/clock/advance", json={"seconds": 90}).json()
@@ -102,6 +109,45 @@ def test_minted_credentials_work_and_keep_their_scopes(mock: RunningMock, contro
         == 200
     )
     assert control.post("/credentials/vms-tokens", json={"user_id": 999}).status_code == 404
+
+
+def test_every_credential_comes_with_the_headers_to_send(mock_server: RunningMock) -> None:
+    """Each vendor's own `access_token` form is kept (Seam's bare, VMS's with its scheme); `headers` are what a
+    request sends, as they are. Responses here are checked against control.yaml (`mock_server` validates)."""
+    control = httpx.Client(base_url=mock_server.urls["control"])
+    credentials = control.get("/credentials").json()
+    magicline, seam, vms = mock_server.urls["magicline"], mock_server.urls["seam"], mock_server.urls["vms"]
+    minted = [
+        ("magicline", control.post("/credentials/magicline-keys", json={"studio_id": 1238735971}).json()),
+        (
+            "seam",
+            control.post(
+                "/credentials/seam-tokens", json={"owner_id": credentials["seam"]["owners"][1]["owner_id"]}
+            ).json(),
+        ),
+        ("vms", control.post("/credentials/vms-tokens", json={"user_id": 14}).json()),
+    ]
+    listed = (
+        [("magicline", key) for key in credentials["magicline"]]
+        + [("seam", owner) for owner in credentials["seam"]["owners"]]
+        + [("vms", user) for user in credentials["vms"]]
+    )
+    probes = {
+        "magicline": magicline + "/v1/customers",
+        "seam": seam + "/door_locks",
+        "vms": vms + "/api/v1/intercom/codes",
+    }
+    for api, credential in listed + minted:
+        answer = httpx.get(probes[api], headers=credential["headers"])
+        assert answer.status_code == 200, (api, credential, answer.text)
+    alice_seam = credentials["seam"]["owners"][0]
+    assert alice_seam["access_token"] == "demo-seam-alice"
+    assert alice_seam["headers"] == {"Authorization": "Bearer demo-seam-alice"}
+    alice_vms = credentials["vms"][0]
+    assert alice_vms["access_token"] == "Bearer demo-vms-alice"
+    assert alice_vms["headers"]["Authorization"] == "Bearer demo-vms-alice"
+    mission = next(key for key in credentials["magicline"] if key["api_key"] == "demo-magicline-mission")
+    assert mission["headers"] == {"X-API-KEY": "demo-magicline-mission"}
 
 
 def test_faults_answer_declared_statuses_for_the_next_calls(mock: RunningMock, control: httpx.Client) -> None:

@@ -15,9 +15,12 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
+from mockserver.contracts import contract_path
 from mockserver.testing import RunningMock, start_mock
 from tests.mockserver.contract_audit import assert_conforms, state_of
+from tests.specs import resolve_refs
 
 START = datetime(2030, 1, 1, 8, 0, tzinfo=UTC)
 HUGE = "9" * 40
@@ -140,10 +143,10 @@ CASES = [
     seam("seam-wrong-token", "GET", "/door_locks", 401, headers={"Authorization": "Bearer nope"}),
     seam("seam-basic-auth", "GET", "/door_locks", 401, headers={"Authorization": "Basic c2VhbTpzZWFt"}),
     seam("seam-no-intercom", "GET", "/access_codes", 400, "INVALID_INPUT"),
-    # Ids are opaque to a client: one that is not a UUID is one the owner does not have.
-    seam("seam-intercom-not-uuid", "GET", "/access_codes", 404, "INTERCOM_NOT_FOUND", params={"intercom_id": "180"}),
+    # An id the contract types as a UUID that is not one is malformed (every such parameter: see below).
+    seam("seam-intercom-not-uuid", "GET", "/access_codes", 400, "INVALID_INPUT", params={"intercom_id": "180"}),
     seam("seam-intercom-other-owner", "GET", "/access_codes", 404, params={"intercom_id": BOBS_UUID}),
-    seam("seam-code-not-uuid", "GET", "/access_codes/1234", 404, "ACCESS_CODE_NOT_FOUND"),
+    seam("seam-code-not-uuid", "GET", "/access_codes/1234", 400, "INVALID_INPUT"),
     seam("seam-code-unknown", "DELETE", "/access_codes/" + "0" * 8 + "-0000-4000-8000-" + "0" * 12, 404),
     seam(
         "seam-unlock-bad-json",
@@ -408,6 +411,47 @@ CASES = [
 ]
 
 
+def _not_a_uuid_cases() -> list[Case]:
+    """One case per Seam operation and path or query parameter the contract types as a UUID: a value that is not
+    one is answered 400 INVALID_INPUT (the other parameters valid)."""
+    spec = yaml.safe_load(contract_path("seam").read_text())
+    bodies = {"unlockIntercom": {"unlock_time": "5000"}}
+    cases = []
+    for template, item in spec["paths"].items():
+        for method, operation in item.items():
+            if method not in ("get", "put", "post", "delete", "patch"):
+                continue
+            parameters = [resolve_refs(p, spec) for p in item.get("parameters", []) + operation.get("parameters", [])]
+            typed = [p for p in parameters if p["in"] in ("path", "query") and p["schema"].get("format") == "uuid"]
+            for broken in typed:
+                values = {p["name"]: "not-a-uuid" if p is broken else HOUSE_UUID for p in typed}
+                path = template.format(**{p["name"]: values[p["name"]] for p in typed if p["in"] == "path"})
+                query = {p["name"]: values[p["name"]] for p in typed if p["in"] == "query"} or None
+                cases.append(
+                    seam(
+                        f"seam-{operation['operationId']}-{broken['name']}-not-uuid",
+                        method.upper(),
+                        path,
+                        400,
+                        "INVALID_INPUT",
+                        params=query,
+                        json_body=bodies.get(operation["operationId"]),
+                    )
+                )
+    return cases
+
+
+NOT_A_UUID = _not_a_uuid_cases()
+
+
+def test_every_seam_uuid_parameter_is_covered() -> None:
+    covered = {case.id.split("-")[1] for case in NOT_A_UUID}
+    assert covered == {"getIntercom", "unlockIntercom", "listAccessCodes", "getAccessCode", "deleteAccessCode"}
+
+
+CASES.extend(NOT_A_UUID)
+
+
 @pytest.fixture(scope="module", params=["validated", "direct"])
 def mock(request: pytest.FixtureRequest) -> Iterator[RunningMock]:
     """Once with Connexion's response validation (the full middleware chain), once as users run it (operations
@@ -447,4 +491,25 @@ def test_malformed_request_gets_the_vendors_error_and_changes_nothing(case: Case
             assert body == {"message": "Unauthenticated."}
         elif case.path.startswith("/vms") and case.status == 422:
             assert body["message"] and all(body["errors"].values())
+    assert state_of(client) == before
+
+
+@pytest.mark.parametrize(
+    ("expired_at", "message"),
+    [
+        ("2030-02-30 10:00", "The expired at field must be a valid date."),
+        ("2031-02-29 10:00", "The expired at field must be a valid date."),
+        ("2030-13-01 10:00", "The expired at field must match the format Y-m-d H:i."),
+        ("2030-02-01T10:00", "The expired at field must match the format Y-m-d H:i."),
+        ("2029-12-31 10:00", "The expired at field must be a date after now."),
+    ],
+)
+def test_vms_says_which_rule_an_expiry_breaks(expired_at: str, message: str, client: httpx.Client) -> None:
+    before = state_of(client)
+    response = client.post(
+        "/vms/api/v1/intercom/180/codes", headers=VMS_AUTH, json={"title": "Guest", "expired_at": expired_at}
+    )
+    assert response.status_code == 422
+    assert response.json() == {"message": message, "errors": {"expired_at": [message]}}
+    assert_conforms(response)
     assert state_of(client) == before

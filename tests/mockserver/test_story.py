@@ -161,6 +161,30 @@ def test_magicline_access_code_and_mediums_round_trip(mock: RunningMock) -> None
     assert refused.status_code == 403 and refused.json()["reference"] == "accessMediumId"
 
 
+def test_a_magicline_value_is_one_medium_of_the_studio_whatever_its_type(mock: RunningMock) -> None:
+    mission = httpx.Client(base_url=mock.urls["magicline"], headers={"X-API-KEY": "demo-magicline-mission"})
+    card = mission.post("/v1/customers/1001/access-mediums", json={"type": "CARD_NUMBER", "value": "5550001"})
+    assert card.status_code == 200
+    for customer, kind in ((1002, "PIN"), (1001, "BARCODE"), (1002, "CARD_NUMBER"), (1003, "WALLET_PASS")):
+        taken = mission.post(f"/v1/customers/{customer}/access-mediums", json={"type": kind, "value": "5550001"})
+        assert taken.status_code == 400 and taken.json()["reference"] == "value", (customer, kind, taken.text)
+    # Changing a medium to a value the studio has under another type is refused too; to its own value is not.
+    pin = mission.post("/v1/customers/1002/access-mediums", json={"type": "PIN", "value": "5550002"}).json()
+    moved = mission.put(f"/v1/customers/1002/access-mediums/{pin['id']}", json={"value": "5550001"})
+    assert moved.status_code == 400 and moved.json()["reference"] == "value"
+    assert mission.put(f"/v1/customers/1002/access-mediums/{pin['id']}", json={"value": "5550002"}).status_code == 200
+    # Another studio is another tenant: its values are its own.
+    harbour = httpx.Client(base_url=mock.urls["magicline"], headers={"X-API-KEY": "demo-magicline-harbour"})
+    assert (
+        harbour.post("/v1/customers/2001/access-mediums", json={"type": "PIN", "value": "5550001"}).status_code == 200
+    )
+    # Once the card is gone, its value is free again.
+    assert mission.delete(f"/v1/customers/1001/access-mediums/{card.json()['id']}").status_code == 200
+    assert (
+        mission.post("/v1/customers/1002/access-mediums", json={"type": "PIN", "value": "5550001"}).status_code == 200
+    )
+
+
 def test_magicline_slices_by_cursor(mock: RunningMock) -> None:
     magicline = httpx.Client(base_url=mock.urls["magicline"], headers={"X-API-KEY": "demo-magicline-mission"})
     everyone = magicline.get("/v1/customers").json()
@@ -176,7 +200,13 @@ def test_the_seam_oauth_dance(mock: RunningMock) -> None:
     redirect = "https://connect.integrations.getseam.com/oauth/callback?provider=doorcodes"
     page = seam.get("/authorize", params={"redirect_uri": redirect, "state": "xyz"})
     assert page.status_code == 200 and "<form" in page.text and "text/html" in page.headers["content-type"]
-    assert seam.get("/authorize", params={"redirect_uri": "https://evil.example.com/cb"}).status_code == 400
+    for evil in ("https://evil.example.com/cb", "http://connect.integrations.getseam.com/cb", "not a uri"):
+        refused = seam.get("/authorize", params={"redirect_uri": evil})
+        assert refused.status_code == 400 and refused.json()["error_id"] == "INVALID_REDIRECT_URI", evil
+        posted = seam.post("/authorize", data={"email": "a", "password": "b", "redirect_uri": evil})
+        assert posted.status_code == 400 and posted.json()["error_id"] == "INVALID_REDIRECT_URI", evil
+    missing = seam.get("/authorize")
+    assert missing.status_code == 400 and missing.json()["error_id"] == "INVALID_INPUT"
 
     wrong = seam.post("/authorize", data={"email": "alice@demo.test", "password": "nope", "redirect_uri": redirect})
     assert wrong.status_code == 401

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from mockserver.domain.errors import Invalid
+from mockserver.http.errors import ApiError
 from mockserver.vendors.vms import _parse_expiry
 
 # Arabic-Indic digits too: both readings take any Unicode digit
@@ -36,7 +36,7 @@ def _reference(text: str) -> datetime | None:
 def _ours(text: str) -> datetime | None:
     try:
         return _parse_expiry(text)
-    except Invalid:
+    except ApiError:  # the vendor's 422
         return None
 
 

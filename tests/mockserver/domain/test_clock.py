@@ -129,3 +129,21 @@ def test_a_saved_clock_is_checked_before_it_is_used() -> None:
     ):
         with pytest.raises(ValueError):
             ManualClock.check(state)
+
+
+def test_restart_goes_back_to_how_the_clock_was_made() -> None:
+    frozen = ManualClock(START, frozen=True)
+    frozen.advance(days=1)
+    frozen.unfreeze()
+    assert frozen.restart() == START and frozen.now() == START and frozen.frozen
+    running = ManualClock(START)
+    running.freeze()
+    running.advance(days=1)
+    running.restart()
+    assert not running.frozen and abs(running.timestamp() - START.timestamp()) < 1
+    # Made without a start, it goes back to real time.
+    real = ManualClock(frozen=True)
+    real.advance(days=3)
+    real.restart()
+    assert abs(real.timestamp() - time.time()) < 1 and real.frozen
+    assert real.restart(START) == START
