@@ -27,8 +27,11 @@ __all__ = [
 #: headers whose values are credentials
 SECRET_HEADERS = frozenset({"authorization", "x-api-key", "x-mock-control-token", "cookie", "set-cookie"})
 #: body fields and query parameters whose values are credentials (compared in lowercase; ``token`` is the control
-#: token a browser gives the panel once, in its address)
-SECRET_FIELDS = frozenset({"password", "client_secret", "access_token", "code", "api_key", "session_id", "token"})
+#: token a browser gives the panel once, in its address); the credential headers' names count too, as the control
+#: API's `headers` object (what to send) carries them
+SECRET_FIELDS = frozenset(
+    {"password", "client_secret", "access_token", "code", "api_key", "session_id", "token", *SECRET_HEADERS}
+)
 REDACTED = "***"
 REDACTED_BYTES = REDACTED.encode()
 _SECRET_HEADER_NAMES = frozenset(name.encode() for name in SECRET_HEADERS)

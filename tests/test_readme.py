@@ -164,7 +164,7 @@ def _magicline_calls() -> list[tuple[str, str, bool]]:
     """(method, path, deprecated) of each Magicline call the README's session makes, in order."""
     from mockserver.contracts import load_contract
 
-    paths = load_contract("magicline")["paths"]
+    paths = load_contract("magicline").raw["paths"]
     calls = []
     for _, code in _session_blocks():
         for command in _commands(code):

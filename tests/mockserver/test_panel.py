@@ -81,7 +81,7 @@ def _seam_code_id(mock: RunningMock, digits: str) -> str:
 
 
 def _state_errors(state: Any) -> list[str]:
-    spec = load_contract("control")
+    spec = load_contract("control").raw
     schema = resolve_refs(spec["components"]["schemas"]["PanelState"], spec)
     return [error.message for error in OAS30Validator(schema).iter_errors(state)]
 
