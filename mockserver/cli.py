@@ -24,7 +24,11 @@ import yaml
 # Connexion imports Starlette's test client, which warns about httpx; nothing of ours uses it.
 warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
 
-from .app import VENDOR_APIS, create_app  # noqa: E402  (after the filter above)
+from .http.supported import exit_if_unsupported  # noqa: E402
+
+exit_if_unsupported("mockserver")  # before the app's modules, which need what it checks
+
+from .app import VENDOR_APIS, create_app  # noqa: E402  (after the filter and the check above)
 from .choices import CHOICES, PRESETS, Choices  # noqa: E402
 from .collector import ShortCollections  # noqa: E402
 from .control import credentials_json  # noqa: E402

@@ -15,6 +15,26 @@ import asyncio
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from .supported import release, require
+
+#: the uvicorn releases the tests ran on (pyproject.toml declares the same range): this module subclasses its
+#: protocol and relies on its `pipeline` queue and `flow` control, which are not its public API
+LOWEST, BELOW = (0, 50), (0, 55)
+
+require(
+    "uvicorn",
+    release("uvicorn"),
+    LOWEST,
+    BELOW,
+    [
+        (HttpToolsProtocol, "data_received"),
+        (HttpToolsProtocol, "on_response_complete"),
+        (HttpToolsProtocol, "connection_lost"),
+        (FlowControl, "pause_reading"),
+        (FlowControl, "resume_reading"),
+    ],
+)
+
 #: requests a connection may have parsed and waiting behind the one being answered
 MAX_QUEUED = 32
 #: bytes handed to the parser at a time once requests queue up (at most this many bytes of requests more)

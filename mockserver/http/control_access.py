@@ -12,10 +12,10 @@ from __future__ import annotations
 import hmac
 from urllib.parse import parse_qsl, urlsplit
 
-from starlette.requests import cookie_parser
 from starlette.types import Scope
 
 from .headers import first_header, request_host
+from .starlette_internals import cookie_parser
 
 CONTROL_PREFIX = "/_mock"
 PANEL_PATH = CONTROL_PREFIX + "/panel"

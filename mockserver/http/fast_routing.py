@@ -15,13 +15,12 @@ import re
 import typing as t
 
 import starlette.convertors
-from connexion.frameworks import starlette as starlette_utils
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
-from connexion.middleware.abstract import ROUTING_CONTEXT
-from starlette._utils import get_route_path
 from starlette.responses import Response
-from starlette.routing import compile_path
 from starlette.types import Receive, Scope
+
+from .connexion_internals import ROUTING_CONTEXT, FloatConverter, IntegerConverter, starlettify_path
+from .starlette_internals import compile_path, route_path
 
 ErrorHandler = t.Callable[[ConnexionRequest, Exception], t.Awaitable[ConnexionResponse]]
 
@@ -46,14 +45,14 @@ class FastRouter:
         self.error_handler = error_handler
         self._routes: dict[str, list[_Route]] = {}
         # The converters Connexion's routing middleware registers (a leading minus for integers, for instance).
-        starlette.convertors.register_url_convertor("float", starlette_utils.FloatConverter())
-        starlette.convertors.register_url_convertor("int", starlette_utils.IntegerConverter())
+        starlette.convertors.register_url_convertor("float", FloatConverter())
+        starlette.convertors.register_url_convertor("int", IntegerConverter())
 
     def add(
         self, base_path: str, method: str, path: str, types: dict[str, str], operation_id: str, operation: Respondent
     ) -> None:
         """Register one operation, in the order Connexion adds its routes (the first full match wins there too)."""
-        regex, _, convertors = compile_path(starlette_utils.starlettify_path(path, types))
+        regex, _, convertors = compile_path(starlettify_path(path, types))
         self._routes.setdefault(base_path, []).append(
             _Route(method.upper(), regex, convertors, base_path, operation_id, operation)
         )
@@ -63,7 +62,7 @@ class FastRouter:
         method = scope["method"]
         if method in ("HEAD", "OPTIONS"):
             return None
-        path = get_route_path(scope)
+        path = route_path(scope)
         if not path.isprintable():
             return None  # control characters meet regex corner cases ($ before a newline): the full chain decides
         for base_path, routes in self._routes.items():

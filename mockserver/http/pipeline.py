@@ -14,34 +14,23 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import copy
-import functools
+import inspect
 import typing as t
 from dataclasses import dataclass
 
 import orjson
 from connexion import utils
-from connexion.datastructures import NoContent
-from connexion.decorators.parameter import (
-    _get_body_argument,
-    _get_query_defaults,
-    _get_val_from_param,
-    _query_args_helper,
-    inspect_function_arguments,
-    sanitized,
-    unwrap_decorators,
-)
-from connexion.exceptions import NonConformingResponseHeaders, OAuthProblem
+from connexion.datastructures import MediaTypeDict, NoContent
+from connexion.exceptions import NonConformingResponseHeaders, OAuthProblem, UnsupportedMediaTypeProblem
 from connexion.lifecycle import ConnexionRequest
-from connexion.middleware.abstract import RoutedAPI, RoutedMiddleware
-from connexion.middleware.request_validation import RequestValidationOperation
-from connexion.middleware.security import SecurityOperation
 from connexion.operations import AbstractOperation
-from connexion.security import NO_VALUE, SecurityHandlerFactory
-from starlette.requests import Request
+from connexion.security import NO_VALUE
+from connexion.validators import VALIDATOR_MAP as CONNEXION_VALIDATORS
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .arguments import Arguments, argument_name, signature
+from .connexion_internals import Request, RoutedAPI, RoutedMiddleware, security_functions, uri_parser
 from .headers import first_header
 from .middleware import declared_of, limit_and_inject, token_info_of
 from .query import QueryResolver
@@ -59,7 +48,7 @@ class RequestContext:
 
     scope: Scope
     runtime: Runtime
-    request: Request
+    request: ConnexionRequest
     #: set by a handler whose answer may be kept (see `mockserver.http.read_cache`): until when it holds
     fresh_until: float | None = None
 
@@ -74,97 +63,26 @@ current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("mockse
 #: what `ConnexionRequest.content_type` answers for a request without the header
 OCTET_STREAM = "application/octet-stream"
 
-#: Connexion's name sanitiser runs a regex per argument per request; the names are few, the answers fixed.
-_sanitized = functools.lru_cache(maxsize=4096)(sanitized)
+
+def _security_query_params(operation: AbstractOperation) -> list[str]:
+    """The query parameters that carry credentials (strict validation must not call them unknown)."""
+    names = []
+    for requirement in operation.security or ():
+        for scheme_name in requirement:
+            scheme = operation.security_schemes[scheme_name]
+            if scheme["type"] == "apiKey" and scheme["in"] == "query":
+                names.append(scheme["name"])
+    return names
 
 
-class _Request(ConnexionRequest):
-    """Connexion's request, holding the scope itself: security, validation and handlers read it several times a
-    request, and each read would otherwise pass through `ConnexionRequest.__getattr__` to Starlette's request."""
-
-    def __init__(self, scope: Scope, receive: Receive, *, uri_parser: t.Any) -> None:
-        super().__init__(scope, receive, uri_parser=uri_parser)
-        self.scope = scope
-
-
-class _CapturingFactory(SecurityHandlerFactory):
-    """Connexion's factory, keeping the per-requirement functions it builds so `FastOperation` can run them."""
-
-    def __init__(self, security_handlers: dict | None = None) -> None:
-        super().__init__(security_handlers)
-        #: stays empty for an operation without security, as Connexion's own list would be
-        self.auth_funcs: list[t.Callable[[ConnexionRequest], t.Any]] = []
-
-    def verify_security(self, auth_funcs: list) -> t.Callable:  # type: ignore[override]
-        self.auth_funcs = list(auth_funcs)
-        return super().verify_security(auth_funcs)
-
-
-class _SchemaOnce:
-    """An operation whose body schemas are looked up once per media type (Connexion's body-argument step asks
-    for one twice per request, and the operation looks it up anew each time); everything else is the
-    operation's own."""
-
-    def __init__(self, operation: AbstractOperation) -> None:
-        self._operation = operation
-        self._schemas: dict[str | None, dict] = {}
-
-    def body_schema(self, content_type: str | None = None) -> dict:
-        schema = self._schemas.get(content_type)
-        if schema is None:
-            schema = remember(self._schemas, content_type, self._operation.body_schema(content_type))
-        return schema
-
-    def __getattr__(self, name: str) -> t.Any:
-        return getattr(self._operation, name)
-
-
-class _Arguments:
-    """Connexion's `get_arguments`, with what depends only on the operation (parameter definitions, query
-    defaults) worked out once; the per-value steps are Connexion's own functions."""
-
-    def __init__(self, operation: AbstractOperation, arguments: list[str], has_kwargs: bool) -> None:
-        self.operation = _SchemaOnce(operation)
-        self.arguments = arguments
-        self.has_kwargs = has_kwargs
-        self.path_definitions = {p["name"]: p for p in operation.parameters if p["in"] == "path"}
-        self.query_definitions = {p["name"]: p for p in operation.parameters if p["in"] == "query"}
-        self.query_defaults = _get_query_defaults(self.query_definitions)
-        # Scalars need no deep copy per request (Connexion copies in case a default is a dict or list).
-        self.defaults_are_scalars = all(
-            isinstance(v, (str, int, float, bool, type(None))) for v in self.query_defaults.values()
-        )
-        self.takes_body = operation.method.upper() != "TRACE"
-
-    def build(self, path_params: dict, query_params: dict, body: t.Any, content_type: str) -> dict[str, t.Any]:
-        result: dict[str, t.Any] = {}
-        for name, value in path_params.items():
-            definition = self.path_definitions.get(name)
-            result[_sanitized(name)] = value if definition is None else _get_val_from_param(value, definition)
-        defaults = self.query_defaults
-        merged = dict(defaults) if self.defaults_are_scalars else copy.deepcopy(defaults)
-        result.update(
-            _query_args_helper(
-                self.query_definitions,
-                utils.deep_merge(merged, query_params),
-                self.arguments,
-                self.has_kwargs,
-                _sanitized,
-            )
-        )
-        if self.takes_body:
-            result.update(
-                _get_body_argument(
-                    body,
-                    operation=self.operation,  # type: ignore[arg-type]
-                    arguments=self.arguments,
-                    has_kwargs=self.has_kwargs,
-                    sanitize=_sanitized,
-                    content_type=content_type,
-                )
-            )
-        # No files: no operation here takes multipart uploads, so Connexion's file step adds nothing.
-        return result
+def most_specific(errors: list[Exception]) -> Exception:
+    """The error Connexion's security answers when every requirement failed: a 403 (a credential without the
+    rights) before a 401 (none that is valid), otherwise the lowest status (the last error of each status)."""
+    by_status = {getattr(e, "status_code", getattr(e, "status", 600)): e for e in errors}
+    for status in (403, 401):
+        if status in by_status:
+            return by_status[status]
+    return by_status[min(by_status)]
 
 
 class FastOperation:
@@ -177,54 +95,39 @@ class FastOperation:
         security_map: dict | None,
         validator_map: dict | None,
         strict_validation: bool,
-        uri_parser_class: t.Any = None,
     ) -> None:
         self.operation = operation
         self.runtime = runtime
         self.api_name = api_name
         self.operation_id = operation.operation_id.rsplit(".", 1)[-1]
         self.declared = declared_of(api_name, self.operation_id)
-        factory = _CapturingFactory(security_map)  # type: ignore[arg-type]
-        self.security = (
-            SecurityOperation(
-                None,
-                security_handler_factory=factory,
-                security=operation.security,
-                security_schemes=operation.security_schemes,
-            )
-            if operation.security
-            else None
-        )
-        self.auth_funcs = factory.auth_funcs
-        # Connexion's validation step, kept for its content-type rules; its validators are built once here.
-        self.validation = RequestValidationOperation(
-            None,
-            operation=operation,  # type: ignore[arg-type]
-            strict_validation=strict_validation,
-            validator_map=validator_map,
-        )
-        self.uri_parser = operation._uri_parser_class(operation.parameters, operation.body_definition())
-        validators = self.validation._validator_map
-        self.parameters = validators["parameter"](
+        self.auth_funcs = security_functions(operation, security_map)
+        # Connexion's validators, with the app's own over them, as its validation middleware takes them.
+        self.validators = {**CONNEXION_VALIDATORS, **(validator_map or {})}
+        self.strict_validation = strict_validation
+        self.uri_parser = uri_parser(operation)
+        self.parameters = self.validators["parameter"](
             operation.parameters,
             uri_parser=self.uri_parser,
             strict_validation=strict_validation,
-            security_query_params=self.validation.security_query_params,
+            security_query_params=_security_query_params(operation),
         )
+        # The media types the operation consumes (any, when it names none), as Connexion matches them.
+        self.consumes = MediaTypeDict([(c.lower(), None) for c in operation.consumes]) if operation.consumes else None
         self._body_validators: dict[tuple[str, str], t.Any] = {}
         self._accepted_types: dict[str, bool] = {}
         self._mimetypes: dict[str, str] = {}
         function = operation.function
         self.function = function
-        self.arguments, self.has_kwargs = inspect_function_arguments(unwrap_decorators(function))
-        self.is_async = asyncio.iscoroutinefunction(unwrap_decorators(function))
+        self.arguments, self.has_kwargs = signature(function)
+        self.is_async = inspect.iscoroutinefunction(inspect.unwrap(function))
         self.produces = list(set(operation.produces))
-        arguments = _Arguments(operation, self.arguments, self.has_kwargs)
+        arguments = Arguments(operation, self.arguments, self.has_kwargs)
         self.build_arguments = arguments.build
-        self.body_schema = arguments.operation.body_schema
+        self.body_schema = arguments.body_schema
         # Connexion asks on every request; neither depends on anything but the operation.
         self.takes_body = operation.is_request_body_defined and (
-            self.has_kwargs or _sanitized(operation.body_name("")) in self.arguments
+            self.has_kwargs or argument_name(operation.body_name("")) in self.arguments
         )
         self.query_defined = bool(arguments.query_definitions)
         self.query = QueryResolver.for_operation(self.uri_parser)
@@ -235,22 +138,27 @@ class FastOperation:
         validator = self._body_validators.get(key)
         if validator is None:
             operation = self.operation
-            schema = self.body_schema(mime_type)
             try:
-                cls = self.validation._validator_map["body"][mime_type]
+                cls = self.validators["body"][mime_type]
             except KeyError:
                 cls = None
             if cls is not None:
                 validator = cls(
-                    schema=schema,
+                    schema=self.body_schema(mime_type),
                     required=operation.request_body.get("required", False),
                     nullable=utils.is_nullable(operation.body_definition(mime_type)),
                     encoding=encoding,
-                    strict_validation=self.validation.strict_validation,
+                    strict_validation=self.strict_validation,
                     uri_parser=self.uri_parser,
                 )
             remember(self._body_validators, key, validator or False)
         return validator or None
+
+    def _validate_mime_type(self, mime_type: str) -> None:
+        if self.consumes is not None and mime_type.lower() not in self.consumes:
+            raise UnsupportedMediaTypeProblem(
+                detail=f"Invalid Content-type ({mime_type}), expected {self.operation.consumes}"
+            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = await self.respond(scope, receive)
@@ -260,8 +168,8 @@ class FastOperation:
         """The operation's answer to one request, not yet sent; raises what Connexion's chain would raise."""
         runtime = self.runtime
         # One request object serves security, limits, parameter validation and the arguments (Connexion makes four).
-        request = _Request(scope, receive, uri_parser=self.uri_parser)
-        if self.security is not None:
+        request = Request(scope, receive, uri_parser=self.uri_parser)
+        if self.auth_funcs:
             await self._authenticate(request)
         vendor = runtime.vendors.get(self.api_name)
         if vendor is not None:
@@ -276,7 +184,7 @@ class FastOperation:
         mime_type, encoding = self._content_type(scope["headers"])
         if mime_type not in self._accepted_types:
             # Connexion builds a media-type table on each call; its verdict depends on the type alone.
-            self.validation.validate_mime_type(mime_type)
+            self._validate_mime_type(mime_type)
             remember(self._accepted_types, mime_type, True)
         parsed: t.Any = NOT_PARSED
         #: the receive that replays the body the validator read, for a handler that reads it again
@@ -287,7 +195,7 @@ class FastOperation:
                 replay, validated_scope = await validator.wrap_receive(receive, scope=scope)
                 parsed = validated_scope.pop(PARSED_BODY, NOT_PARSED)
                 if validated_scope is not scope:
-                    request = self._replaying(request, validated_scope, replay)
+                    request = request.again(validated_scope, replay)
                     scope, replay = validated_scope, None
 
         # Everything above (who asks, limits, faults, validation) is decided anew on every request; a kept answer
@@ -312,7 +220,7 @@ class FastOperation:
                 body = parsed
             else:
                 if replay is not None:
-                    request = self._replaying(request, scope, replay)
+                    request = request.again(scope, replay)
                 body = await request.get_body()
         # The media type only matters for a request body.
         mimetype = ""
@@ -333,14 +241,6 @@ class FastOperation:
             cache.put(key, response, context.fresh_until, started)
         return response
 
-    def _replaying(self, request: _Request, scope: Scope, receive: Receive) -> _Request:
-        """The request again, reading its body from ``receive``. Only a handler that reads the body needs it (the
-        handlers here read their JSON body as the validator parsed it), so it is made only then."""
-        resolved = request.path_params
-        again = _Request(scope, receive, uri_parser=self.uri_parser)
-        again._path_params = resolved  # the scope's path is the same; no need to resolve it again
-        return again
-
     async def _authenticate(self, request: ConnexionRequest) -> None:
         """Connexion's `verify_security`: the first requirement that yields token info wins; otherwise the most
         specific error, or its 401 when no credential was given at all."""
@@ -357,7 +257,7 @@ class FastOperation:
                 errors.append(err)
         else:
             if errors:
-                SecurityHandlerFactory._raise_most_specific(errors)
+                raise most_specific(errors)
             raise OAuthProblem(detail="No authorization token provided")
         request.context.update({"user": token_info.get("sub", token_info.get("uid")), "token_info": token_info})
 

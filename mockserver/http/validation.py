@@ -18,18 +18,12 @@ from connexion.exceptions import NonConformingResponseBody
 from connexion.json_schema import Draft4RequestValidator
 from connexion.lifecycle import ConnexionRequest
 from connexion.utils import is_null, is_nullable
-from connexion.validators import (
-    FormDataValidator,
-    JSONRequestBodyValidator,
-    JSONResponseBodyValidator,
-    MultiPartFormDataValidator,
-    ParameterValidator,
-    TextResponseBodyValidator,
-)
+from connexion.validators import MultiPartFormDataValidator, ParameterValidator, TextResponseBodyValidator
 from jsonschema import Draft4Validator, FormatChecker, ValidationError
 from starlette.types import Receive, Scope
 
 from ..choices import Choices
+from .connexion_internals import FormBodyValidator, JSONBodyValidator, JSONResponseValidator
 from .errors import FieldError
 from .headers import first_header, header_key
 
@@ -335,20 +329,20 @@ def _waive(violations: list[Violation], request: ConnexionRequest, query: dict[s
 class _BodyMixin:
     """Shared by the JSON and form validators: one compiled schema validator, all violations reported."""
 
-    _schema: dict[str, t.Any]
-    _nullable: bool
+    body_schema: dict[str, t.Any]
+    body_nullable: bool
 
     def _compiled(self) -> Draft4Validator:
         compiled = getattr(self, "_compiled_validator", None)
         if compiled is None:
-            compiled = Draft4RequestValidator(self._schema, format_checker=_FORMATS)
+            compiled = Draft4RequestValidator(self.body_schema, format_checker=_FORMATS)
             self._compiled_validator = compiled
             # Connexion attaches the contract's `components` for $ref resolution; they validate nothing.
-            self._quick = quick_check({k: v for k, v in self._schema.items() if k != "components"})
+            self._quick = quick_check({k: v for k, v in self.body_schema.items() if k != "components"})
         return compiled
 
     def _check(self, body: t.Any, scope: t.Mapping[str, t.Any] | None = None) -> None:
-        if body is None and not self._nullable:
+        if body is None and not self.body_nullable:
             raise_violations([Violation("body", None, "required", "Request body must not be empty")])
         validator = self._compiled()
         if self._quick is not None and self._quick(body):
@@ -366,7 +360,7 @@ PARSED_BODY = "mockserver.parsed_body"
 NOT_PARSED = object()
 
 
-class CompiledJSONBodyValidator(_BodyMixin, JSONRequestBodyValidator):
+class CompiledJSONBodyValidator(_BodyMixin, JSONBodyValidator):
     async def wrap_receive(self, receive: Receive, *, scope: Scope) -> tuple[Receive, Scope]:
         """Connexion's `wrap_receive` without its per-request Headers object and async generator, for a request
         that announces a body; the rest (no body, a default body, mutable validation) is Connexion's own."""
@@ -380,15 +374,15 @@ class CompiledJSONBodyValidator(_BodyMixin, JSONRequestBodyValidator):
             messages.append(message)
             more_body = message.get("more_body", False)
         body = self._decode(b"".join([message.get("body", b"") for message in messages]), scope)
-        if not (body is None and self._nullable):
+        if not (body is None and self.body_nullable):
             self._check(body, scope)
-        return self._insert_messages(receive, messages=messages), scope
+        return self.replay(receive, messages), scope
 
-    async def _parse(self, stream: t.AsyncGenerator[bytes, None], scope: Scope) -> t.Any:
+    async def parse_body(self, stream: t.AsyncGenerator[bytes, None], scope: Scope) -> t.Any:
         return self._decode(b"".join([chunk async for chunk in stream]), scope)
 
     def _decode(self, raw: bytes, scope: Scope) -> t.Any:
-        # Connexion's own `wrap_receive` validates what `_parse` answers without handing on the scope.
+        # Connexion's own `wrap_receive` validates what `parse_body` answers without handing on the scope.
         _parsing_scope.set(scope)
         if not raw:
             return None
@@ -405,7 +399,7 @@ class CompiledJSONBodyValidator(_BodyMixin, JSONRequestBodyValidator):
         scope[PARSED_BODY] = body
         return body
 
-    def _validate(self, body: t.Any) -> dict | None:
+    def validate_body(self, body: t.Any) -> dict | None:
         self._check(body, _parsing_scope.get(None))
         return body
 
@@ -421,28 +415,28 @@ def _refuse_surrogates(body: t.Any) -> None:
         json.dumps(body, ensure_ascii=False).encode("utf-8")
 
 
-class CompiledFormValidator(_BodyMixin, FormDataValidator):
-    async def _parse(self, stream: t.AsyncGenerator[bytes, None], scope: Scope) -> dict:
+class CompiledFormValidator(_BodyMixin, FormBodyValidator):
+    async def parse_body(self, stream: t.AsyncGenerator[bytes, None], scope: Scope) -> dict:
         _parsing_scope.set(scope)
         try:
-            return await super()._parse(stream, scope)
+            return await super().parse_body(stream, scope)
         except Exception as exc:  # a malformed form body is the client's fault, never a 500
             raise_violations([Violation("body", None, "form", f"Malformed form body: {exc}")])
             raise
 
-    def _validate(self, body: t.Any) -> dict | None:
+    def validate_body(self, body: t.Any) -> dict | None:
         if not isinstance(body, dict):
             raise_violations([Violation("body", None, "type", "The form body must be a mapping")])
         self._check(body, _parsing_scope.get(None))
         return body
 
 
-class ChoiceAwareJSONResponseBodyValidator(JSONResponseBodyValidator):
+class ChoiceAwareJSONResponseBodyValidator(JSONResponseValidator):
     """Connexion's response check, leaving out what the mock's current choices make it answer on purpose (an
     intercom's `created_at` in another form, say)."""
 
-    def _validate(self, body: t.Any) -> None:
-        choices = choices_of(self._scope)
+    def validate_body(self, body: t.Any) -> None:
+        choices = choices_of(self.scope)
         for error in self.validator.iter_errors(body):
             if not tolerated(error, choices):
                 path = "".join(f"[{part!r}]" for part in error.absolute_path)
