@@ -1,8 +1,10 @@
-"""The compiled pipeline decides exactly as Connexion's stock middleware chain does.
+"""The compiled pipeline decides as Connexion's stock middleware chain, with Connexion's own validators, does.
 
 Two mocks with the same seed and a frozen clock, one on each pipeline, receive the same generated requests
-(valid and invalid, for every operation of every contract) in the same order; every answer must be the same:
-status, body and the headers a client reads.
+(valid and invalid, for every operation of every contract); both start each request from the same state. Every
+answer must be the same (status, body and the headers a client reads), or differ in one of the named, deliberate
+ways listed in `DIFFERENCES`: where the mock's own validators (`mockserver.http.validation`) decide or word
+something otherwise than Connexion's defaults, on purpose.
 """
 
 from __future__ import annotations
@@ -40,7 +42,95 @@ def pair() -> Iterator[tuple[RunningMock, RunningMock]]:
         yield compiled, stock
 
 
-def _answer(response: httpx.Response, base_url: str) -> tuple[int, object, dict[str, str]]:
+Answer = tuple[int, object, dict[str, str]]
+
+#: the deliberate differences between the mock's validators and Connexion's defaults, and why each is wanted
+DIFFERENCES = {
+    "field-less refusal": "Connexion's validators stop at the first problem and raise a BadRequestProblem with text "
+    "only, so the vendor's error body cannot name the field (Magicline's `reference`, Laravel's field list) or answer "
+    "as the vendor does for that field (VMS's 404 for an {intercom} out of range, Seam's INVALID_REDIRECT_URI); the "
+    "mock's validators name every field and rule",
+    "uuid format": "JSON Schema draft 4, Connexion's format checker, has no `uuid`: a Seam id that is not a UUID "
+    "reaches the handler (404 or 403) instead of the vendor's 400 for a malformed id",
+    "stock 500": "Connexion's JSON validator decodes the body with the declared charset and lets lone surrogates "
+    "through, then `get_body` parses the bytes as UTF-8 for the handler: a body it accepted can break the handler "
+    "(500), or an unknown charset raises; the mock's validator parses exactly what the handler gets",
+    "JSON as bytes": "the mock's validator reads the body's bytes as json.loads does (RFC 8259: UTF-16 and UTF-32 "
+    "recognised, a byte order mark skipped, no charset), as Connexion's `get_body` hands it to the handler; "
+    "Connexion's validator decodes UTF-8 text first and refuses those bodies",
+}
+
+
+def _field_less(api: str, answer: Answer) -> bool:
+    """Whether ``answer`` is the vendor's rendering of a validation error that names no field."""
+    status, body = answer[0], answer[1]
+    if not isinstance(body, dict):
+        return False
+    if api == "magicline":
+        return status == 400 and body.get("errorCode") == "VALIDATION_ERROR" and "reference" not in body
+    if api == "seam":
+        return status == 400 and body.get("error_id") == "INVALID_INPUT" and body["error_message"].startswith("body: ")
+    # Laravel reads a body it cannot take as no input: every required field (or the body) is missing.
+    errors = body.get("errors")
+    messages = [m for ms in errors.values() for m in ms] if isinstance(errors, dict) else []
+    return status == 422 and bool(messages) and all(m.endswith(" field is required.") for m in messages)
+
+
+def _json_only_as_bytes(content: bytes | None) -> bool:
+    """Whether json.loads reads ``content`` as bytes but not as UTF-8 text."""
+    try:
+        json.loads(content or b"")
+    except ValueError:
+        return False
+    try:
+        json.loads((content or b"").decode("utf-8"))
+    except ValueError:
+        return True
+    return False
+
+
+def difference(api: str, compiled: Answer, stock: Answer, content: bytes | None = None) -> str | None:
+    """The named difference (a key of `DIFFERENCES`) between two answers to the request that sent ``content``, or
+    None when none explains it. The compiled pipeline never answers 500, so a difference never excuses one."""
+    if compiled[0] >= 500:
+        return None
+    if stock[0] == 500:
+        return "stock 500"
+    if compiled[0] >= 400 and _field_less(api, stock):
+        return "field-less refusal"
+    if compiled[0] < 300 and _field_less(api, stock) and _json_only_as_bytes(content):
+        return "JSON as bytes"
+    message = compiled[1].get("error_message", "") if isinstance(compiled[1], dict) else ""
+    if api == "seam" and compiled[0] == 400 and "is not a 'uuid'" in message and stock[0] in (403, 404):
+        return "uuid format"
+    return None
+
+
+#: whether the two mocks' states may have parted (a named difference made a code on one side only, say)
+_parted = [False]
+
+
+def _same_start(pair: tuple[RunningMock, RunningMock]) -> None:
+    """Both mocks back to the fixtures with the same random sequence once a difference may have parted their
+    states, so that a deliberate difference in one request does not become a difference in the next."""
+    if _parted[0]:
+        for mock in pair:
+            mock.runtime.reset()
+            mock.runtime.building._unit.rng.seed(5)  # the seed both were started with
+        _parted[0] = False
+
+
+def _compare(api: str, answers: list[Answer], content: bytes | None) -> str | None:
+    """None when the answers are the same, else the named difference between them (or None, failing)."""
+    if answers[0] == answers[1]:
+        return None
+    _parted[0] = True
+    named = difference(api, answers[0], answers[1], content)
+    assert named is not None, f"compiled {answers[0]!r} != stock {answers[1]!r}"
+    return named
+
+
+def _answer(response: httpx.Response, base_url: str) -> Answer:
     # Paginator links carry each mock's own address; everything else must match byte for byte.
     netloc = base_url.split("://", 1)[1]
     text = response.text.replace(netloc, "HOST")
@@ -50,6 +140,8 @@ def _answer(response: httpx.Response, base_url: str) -> tuple[int, object, dict[
         body = text
     if isinstance(body, dict) and body.get("port") == int(netloc.rsplit(":", 1)[1]):
         body["port"] = "PORT"
+    if isinstance(body, dict) and "traceId" in body:
+        body["traceId"] = "TRACE"  # Magicline's counter of errors answered, which a named difference moves on one side
     headers = {name: response.headers[name] for name in COMPARED_HEADERS if name in response.headers}
     return response.status_code, body, headers
 
@@ -83,6 +175,7 @@ def test_both_pipelines_answer_alike(
     @given(case=operation.as_strategy(generation_mode=mode))  # type: ignore[attr-defined]
     @settings(max_examples=5, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
     def check(case: object) -> None:
+        _same_start(pair)
         answers = []
         for mock in (compiled, stock):
             kwargs = case.as_transport_kwargs(base_url=mock.urls[api], headers=AUTH[api])  # type: ignore[attr-defined]
@@ -96,7 +189,7 @@ def test_both_pipelines_answer_alike(
                     content=_content(kwargs),
                 )
                 answers.append(_answer(client.send(request), mock.base_url))
-        assert answers[0] == answers[1], f"{label}: compiled {answers[0]!r} != stock {answers[1]!r}"
+        _compare(api, answers, request.content)
 
     check()
 
@@ -165,10 +258,24 @@ BODY_VARIANTS = [
 ]
 
 
-@pytest.mark.parametrize(("content_type", "content"), [v[1:] for v in BODY_VARIANTS], ids=[v[0] for v in BODY_VARIANTS])
+#: the bodies on which Connexion's defaults differ from the mock's validators, and how (see `DIFFERENCES`)
+BODY_DIFFERENCES = {
+    "charset-latin-1": "stock 500",
+    "charset-latin-1-after-space": "stock 500",
+    "latin-1-bytes-as-utf-8": "stock 500",
+    "charset-unknown": "stock 500",
+    "lone-surrogate": "stock 500",
+    "utf-16-unlabelled": "JSON as bytes",
+    "bom": "JSON as bytes",
+    "nan": "field-less refusal",
+}
+
+
+@pytest.mark.parametrize(("name", "content_type", "content"), BODY_VARIANTS, ids=[v[0] for v in BODY_VARIANTS])
 def test_both_pipelines_read_bodies_alike(
-    pair: tuple[RunningMock, RunningMock], content_type: str, content: bytes
+    pair: tuple[RunningMock, RunningMock], name: str, content_type: str, content: bytes
 ) -> None:
+    _same_start(pair)
     answers = []
     for mock in pair:
         response = httpx.post(
@@ -177,8 +284,8 @@ def test_both_pipelines_read_bodies_alike(
             headers={**AUTH["vms"], "X-Client": "web", "X-UUID": "bodies", "Content-Type": content_type},
         )
         answers.append(_answer(response, mock.base_url))
-    assert answers[0] == answers[1]
     assert answers[0][0] < 500, answers[0]  # a body the validator let through must not break the handler
+    assert _compare("vms", answers, content) == BODY_DIFFERENCES.get(name), answers
 
 
 # Header parameters and credentials are read straight from the scope on the compiled pipeline: a repeated header
@@ -195,12 +302,14 @@ REPEATED_HEADERS = [
 def test_both_pipelines_read_repeated_headers_alike(
     pair: tuple[RunningMock, RunningMock], headers: list[tuple[str, str]]
 ) -> None:
+    _same_start(pair)
     base = [("Authorization", "Bearer demo-vms-alice"), ("X-Client", "web"), ("X-UUID", "repeated")]
     names = {name for name, _ in headers}
     sent = [(name, value) for name, value in base if name not in names] + headers
     answers = [
         _answer(httpx.get(f"{mock.urls['vms']}/api/v1/intercom/codes", headers=sent), mock.base_url) for mock in pair
     ]
-    assert answers[0] == answers[1]
+    # Connexion's validator names no field, so the vendor cannot say which header it refused.
+    assert _compare("vms", answers, None) in (None, "field-less refusal")
     # the first of the repeated headers decides
     assert (answers[0][0] == 200) == (headers[0][1] in ("web", "Bearer demo-vms-alice"))
