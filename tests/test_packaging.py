@@ -21,7 +21,7 @@ HEAVY = ("connexion", "uvicorn", "starlette", "schemathesis", "hypothesis", "jso
 OURS_ALONE = ("connexion", "uvicorn", "starlette")
 
 
-def test_the_license_ships_in_the_wheel_and_the_sdist(tmp_path: Path) -> None:
+def test_the_license_ships_in_the_wheel_and_the_sdist_with_the_constraints(tmp_path: Path) -> None:
     license_text = (ROOT / "LICENSE").read_text()
     assert license_text.startswith("MIT License")
     with zipfile.ZipFile(next(WheelBuilder(str(ROOT)).build(directory=str(tmp_path)))) as wheel:
@@ -30,7 +30,10 @@ def test_the_license_ships_in_the_wheel_and_the_sdist(tmp_path: Path) -> None:
         metadata = wheel.read(f"{info}/METADATA").decode()
     assert "License-Expression: MIT" in metadata and "License-File: LICENSE" in metadata
     with tarfile.open(next(SdistBuilder(str(ROOT)).build(directory=str(tmp_path)))) as sdist:
-        assert any(name.endswith("/LICENSE") for name in sdist.getnames())
+        names = sdist.getnames()
+    # The README's install commands name the constraints files; an sdist is installed the same way.
+    for name in ("LICENSE", "constraints.txt", "constraints-lowest.txt"):
+        assert any(member.endswith(f"/{name}") for member in names), name
 
 
 def test_importing_the_plugins_warns_nothing_and_loads_no_server() -> None:

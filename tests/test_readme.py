@@ -152,7 +152,9 @@ def test_everything_the_readme_installs_comes_from_the_repository() -> None:
     installs = re.findall(r"pip install ([^\n`&]+)", README)
     assert installs, "the README no longer says how to install"
     for arguments in installs:
-        requirements = [word.strip("'\"") for word in arguments.split() if not word.startswith("-")]
+        # `-c FILE` names a constraints file (the repository's), which installs nothing by itself
+        words = re.sub(r"(^|\s)(-c|--constraint)\s+\S+", " ", arguments).split()
+        requirements = [word.strip("'\"") for word in words if not word.startswith("-")]
         from_repository = (
             "git+" in arguments  # "doorcodes-contracts @ git+https://..."
             or all(requirement.startswith(".") or requirement.endswith(".whl") for requirement in requirements)
@@ -187,3 +189,11 @@ def test_the_magicline_example_shows_the_current_way_first() -> None:
     deprecated = [i for i, (_, _, old) in enumerate(calls) if old]
     current = [i for i, (_, _, old) in enumerate(calls) if not old]
     assert not deprecated or max(current) < min(deprecated), calls
+
+
+def test_ci_runs_the_readmes_test_command() -> None:
+    """CI installs and tests exactly as the README tells a newcomer to (with the pinned constraints)."""
+    (command,) = [code.strip() for heading, code in _blocks("sh") if code.strip().endswith("-m pytest")]
+    assert "-c constraints.txt" in command
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert command in ci.splitlines()
