@@ -110,8 +110,8 @@ def create_app(
     is filled from ``fixtures`` (the demo building by default), an existing one is used as it is. ``pipeline``
     "compiled" (the default) runs each operation through `mockserver.http.pipeline`; "connexion" uses Connexion's
     stock middleware chain with Connexion's own validators: the reference tests/mockserver/test_pipeline.py holds
-    the compiled pipeline to (its error bodies name no field, and it differs in the named ways that test lists). ``read_cache`` lets the
-    compiled pipeline serve a read's answer again while nothing it depends on has changed
+    the compiled pipeline to (its error bodies name no field; that test names each way the two differ).
+    ``read_cache`` lets the compiled pipeline serve a read's answer again while nothing it depends on has changed
     (`mockserver.http.read_cache`). ``choices`` sets the mock's choices (`mockserver.choices`) over the fixtures'
     `choices:`; a state that already exists keeps the ones it saved except those ``choices`` names."""
     unknown = set(apis) - set(VENDOR_APIS)

@@ -4,10 +4,11 @@ operation instead of once per request.
 Connexion's default middleware chain re-creates its parameter validator, URI parser, body validator and handler
 decorator on every request, and passes each request through five more ASGI layers. `FastPipeline` takes the place
 of Connexion's Security, RequestValidation, Lifespan and Context middlewares and of its final app (through
-Connexion's `middlewares` extension point). It reuses Connexion's own pieces for every decision — its security
-handler factory and verification, its URI parser and type coercion, its media-type rules, its argument builder,
-its response rules and JSON encoder — so it accepts and rejects exactly what the default chain does;
-tests/mockserver/test_pipeline.py compares the two on generated requests.
+Connexion's `middlewares` extension point). It follows Connexion's rules for every decision: its security
+handler factory's functions (`connexion_internals`), its URI parser and type coercion, its media-type and
+response rules, and its way of building a handler's arguments (`arguments`); the request validators are the
+mock's own (`validation`). tests/mockserver/test_pipeline.py compares it with Connexion's stock chain on generated
+requests, and names where the two differ on purpose.
 """
 
 from __future__ import annotations
