@@ -323,7 +323,7 @@ class _ClosingServer(uvicorn.Server):
 # ---------------------------------------------------------------------------------------------- device
 
 
-@main.command("choices")
+@main.command("choices", short_help="List the mock's choices and their values.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: one object per choice.")
 def list_choices(as_json: bool) -> None:
     """List the mock's choices: behaviours the vendors' documents leave open, with their values."""
@@ -364,7 +364,7 @@ def from_har(har_file: Any) -> None:
     click.echo(yaml.safe_dump(fixtures_from_har(har), sort_keys=False, allow_unicode=True))
 
 
-@main.group()
+@main.group(short_help="Act at a simulated intercom, as a visitor would.")
 @click.option(
     "--url",
     default="http://127.0.0.1:8080",
