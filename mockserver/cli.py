@@ -348,7 +348,7 @@ def fixtures() -> None:
     """Building fixtures: make one from a recorded session."""
 
 
-@fixtures.command("from-har")
+@fixtures.command("from-har", short_help="Print a building fixture made from a HAR recording.")
 @click.argument("har_file", type=click.File("r", encoding="utf-8"))
 def from_har(har_file: Any) -> None:
     """Print (YAML) the building a HAR recording of a vendor session showed: owners, intercoms, codes, customers
