@@ -21,9 +21,12 @@ may raise them as they are, and our own scenario code raises the very same class
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from schemathesis.core.failures import Failure, Severity
+
+if TYPE_CHECKING:
+    from .client import Exchange
 
 __all__ = [
     "AuthNotEnforced",
@@ -58,7 +61,7 @@ class ConformanceFailure(Failure):
         message: str,
         operation: str | None = None,
         title: str | None = None,
-        steps: tuple[str, ...] = (),
+        steps: tuple[Exchange, ...] = (),
         severity: Severity | None = None,
     ) -> None:
         super().__init__(
@@ -68,7 +71,7 @@ class ConformanceFailure(Failure):
             severity=severity or self.default_severity,
         )
         self.check = check
-        # curl lines (already redacted by whoever fills them in) of the requests that led here, oldest first
+        # the exchanges that led here, oldest first (reports render them as redacted curl lines)
         self.steps = steps
 
     @property
@@ -87,7 +90,7 @@ def _rebuild(
     message: str,
     operation: str | None,
     title: str | None,
-    steps: tuple[str, ...],
+    steps: tuple[Exchange, ...],
 ) -> ConformanceFailure:
     return cls(check=check, message=message, operation=operation, title=title, steps=steps)
 

@@ -77,7 +77,7 @@ def _linked(session: Session, excluded: dict[str, str]) -> bool:
 def schemathesis_config(session: Session, *, mode: str, seed: int, max_time: int | None = None) -> SchemathesisConfig:
     options = session.options
     excluded = session.policy.excluded(session.contract)
-    phases = {
+    phases: dict[str, dict[str, Any]] = {
         name: {"enabled": name in options.schemathesis_phases}
         for name in ("examples", "coverage", "fuzzing", "stateful")
     }

@@ -57,7 +57,7 @@ def id_like(value: Any) -> bool:
         return value.is_integer() and value >= 1
     if isinstance(value, str):
         match = _ID_LIKE.fullmatch(value)
-        return bool(match) and int(match.group(1)) >= 1
+        return match is not None and int(match.group(1)) >= 1
     return False
 
 

@@ -137,4 +137,4 @@ _MODULES = {
 def profile(api: str) -> VendorProfile:
     """The profile of one vendor API."""
     module = importlib.import_module(_MODULES[api])
-    return module.PROFILE  # type: ignore[no-any-return]
+    return module.PROFILE

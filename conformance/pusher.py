@@ -86,9 +86,9 @@ class PusherSocket:
                 return event
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while (left := deadline - time.monotonic()) > 0:
-            event = self._receive(left)
-            if event is not None and wanted(event):
-                return event
+            received = self._receive(left)
+            if received is not None and wanted(received):
+                return received
         return None
 
     def pushes(self, event_name: str) -> list[dict[str, Any]]:

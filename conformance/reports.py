@@ -158,10 +158,10 @@ class Summary:
             f"failed: {_count(len(result.failed_checks), 'check')}"
         )
         # The same error can reach the summary from several stages; once is enough.
-        for check, operation, note in list(dict.fromkeys(result.errors))[:20]:
-            lines.append(f"  ! error in {check} ({operation}): {note.splitlines()[0] if note else ''}")
-        for check, note in sorted(result.skipped.items()):
-            lines.append(f"  - skipped {check}: {note}")
+        for check, operation, error in list(dict.fromkeys(result.errors))[:20]:
+            lines.append(f"  ! error in {check} ({operation}): {error.splitlines()[0] if error else ''}")
+        for check, reason in sorted(result.skipped.items()):
+            lines.append(f"  - skipped {check}: {reason}")
         differences = [note for note in result.notes if note.level == "deviation"]
         for note in result.notes:
             if note.level != "deviation":

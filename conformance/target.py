@@ -23,6 +23,7 @@ import ipaddress
 import os
 import pathlib
 import re
+import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -208,13 +209,6 @@ _OPTION_KEYS = {
 
 
 def _load_toml(path: pathlib.Path) -> dict[str, Any]:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        try:
-            import tomli as tomllib  # type: ignore[no-redef]
-        except ModuleNotFoundError as exc:
-            raise ConfigError("reading TOML on Python 3.10 needs the `tomli` package") from exc
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)

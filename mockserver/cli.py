@@ -327,7 +327,7 @@ class _ClosingServer(uvicorn.Server):
 # ---------------------------------------------------------------------------------------------- device
 
 
-@main.command("choices")
+@main.command("choices", short_help="List the mock's choices and their values.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: one object per choice.")
 def list_choices(as_json: bool) -> None:
     """List the mock's choices: behaviours the vendors' documents leave open, with their values."""
@@ -352,7 +352,7 @@ def fixtures() -> None:
     """Building fixtures: make one from a recorded session."""
 
 
-@fixtures.command("from-har")
+@fixtures.command("from-har", short_help="Print a building fixture made from a HAR recording.")
 @click.argument("har_file", type=click.File("r", encoding="utf-8"))
 def from_har(har_file: Any) -> None:
     """Print (YAML) the building a HAR recording of a vendor session showed: owners, intercoms, codes, customers
@@ -368,7 +368,7 @@ def from_har(har_file: Any) -> None:
     click.echo(yaml.safe_dump(fixtures_from_har(har), sort_keys=False, allow_unicode=True))
 
 
-@main.group()
+@main.group(short_help="Act at a simulated intercom, as a visitor would.")
 @click.option(
     "--url",
     default="http://127.0.0.1:8080",

@@ -248,7 +248,8 @@ def list_all(
         data = body.get("data") if isinstance(body.get("data"), list) else []
         codes += [item for item in data if isinstance(item, dict)]
         meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
-        last = meta.get("last_page") if isinstance(meta.get("last_page"), int) else page
+        given = meta.get("last_page")
+        last = given if isinstance(given, int) else page
         if page >= last or not data:
             break
         page += 1
@@ -321,7 +322,7 @@ def vms_login(ctx: ScenarioContext) -> None:
 def vms_auth_enforced(ctx: ScenarioContext) -> None:
     """Without a token, or with a wrong one, every operation answers 401 and does nothing."""
     # No id that could be someone's real code: a server that ignores auth must not be able to delete anything.
-    probes = [
+    probes: list[tuple[str, str, dict[str, Any] | None]] = [
         ("GET", LIST, None),
         ("DELETE", LIST, {"ids": []}),
         ("POST", "/api/v1/broadcasting/auth", {"socket_id": "1.1", "channel_name": "private-user.1"}),
@@ -388,7 +389,8 @@ def vms_paging(ctx: ScenarioContext) -> None:
                 PagingBroken, f"page {page} (per_page {per_page}): " + "; ".join(problems), exchange=exchange
             )
         seen += [item.get("id") for item in body.get("data") or [] if isinstance(item, dict)]
-        last_page = meta.get("last_page") if isinstance(meta.get("last_page"), int) else page
+        given = meta.get("last_page")
+        last_page = given if isinstance(given, int) else page
         page += 1
     duplicates = sorted({i for i in seen if seen.count(i) > 1}, key=str)
     if duplicates:

@@ -111,7 +111,7 @@ class SeamProfile(VendorProfile):
             )
         intercoms = [item.get("intercom_id") for item in body["intercoms"] if isinstance(item, dict)]
         session.discovered["intercoms"] = [i for i in intercoms if isinstance(i, str)][:DISCOVERY_LIMIT]
-        codes: list[str] = []
+        codes: list[Any] = []
         for intercom in session.discovered["intercoms"]:
             answer = session.client.get("/access_codes", params={"intercom_id": intercom}).json()
             if isinstance(answer, dict):

@@ -3,6 +3,7 @@ intercom, bulk delete only of the run's own codes, and the codes state machine."
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -82,7 +83,7 @@ class VmsCodesMachine(Machine):
         if doubled:
             raise self.fail(f"codes {doubled} are listed more than once")
         for created in self.model.values():
-            self.guard(lambda created=created: checks.compare_listed(self.ctx, created, listed, self.check))
+            self.guard(functools.partial(checks.compare_listed, self.ctx, created, listed, self.check))
 
     def teardown(self) -> None:
         try:
@@ -119,7 +120,8 @@ class VmsProfile(VendorProfile):
         body = exchange.json()
         if exchange.status == 200 and isinstance(body, dict) and isinstance(body.get("access_token"), str):
             token = body["access_token"].removeprefix("Bearer ").strip()
-            user = body.get("user") if isinstance(body.get("user"), dict) else {}
+            given = body.get("user")
+            user = given if isinstance(given, dict) else {}
             return Identity({"Authorization": f"Bearer {token}"}, user.get("id"), token)
         if exchange.status in (404, 405) or not isinstance(body, dict):
             raise RunAborted(

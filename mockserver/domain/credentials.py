@@ -121,8 +121,8 @@ class Credentials:
         if session_id:
             ended = self.store.get(K.SESSION, session_id)
             if ended is not None:
-                token = self.store.get(K.TOKEN, ended.data["token"])
-                if token and token.data["user_id"] == owner.id and not token.data["pinned"]:
+                held = self.store.get(K.TOKEN, ended.data["token"])
+                if held and held.data["user_id"] == owner.id and not held.data["pinned"]:
                     self.store.delete(K.TOKEN, ended.data["token"])
                     self.store.delete(K.SESSION, session_id)
         sessions = self.store.page(K.SESSIONS_BY_USER, f"vms:{owner.id}", limit=1)

@@ -35,7 +35,7 @@ def query_lists(query_string: bytes) -> dict[str, list[str]]:
     else:
         # Nothing to unquote: what parse_qsl does comes down to splitting (empty parts are skipped, a part without
         # "=" is a name with an empty value).
-        pairs = (part.partition("=")[::2] for part in text.split("&") if part)  # type: ignore[misc]
+        pairs = (part.partition("=")[::2] for part in text.split("&") if part)
     for name, value in pairs:
         values = lists.get(name)
         if values is None:

@@ -110,7 +110,7 @@ def raise_violations(violations: list[Violation], scope: t.Mapping[str, t.Any] |
             message=first.message,
             constraint=first.constraint,
         )
-        error.violations = violations  # type: ignore[attr-defined]
+        error.violations = violations
         raise error
 
 

@@ -38,7 +38,8 @@ class Record(NamedTuple):
     key: str
     version: int
     data: dict[str, Any]
-    index: dict[str, tuple[str, int]]
+    # Shadows tuple.index on purpose: the store's own word for a record's index entries.
+    index: dict[str, tuple[str, int]]  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)

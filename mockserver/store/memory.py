@@ -61,7 +61,8 @@ def encode_data(data: dict[str, Any]) -> str:
 
 def decode_data(text: str) -> dict[str, Any]:
     """A fresh dict from `encode_data`'s text (orjson reads it several times faster than the json module)."""
-    return orjson.loads(text)
+    data: dict[str, Any] = orjson.loads(text)
+    return data
 
 
 def check_name(value: object, what: str) -> str:
@@ -138,7 +139,7 @@ def _parse_dump(state: Mapping[str, Any]) -> tuple[list[DumpedRecord], dict[str,
     return records, sequences
 
 
-def dump_record(kind: str, key: str, version: int, data: str, index: Mapping[str, tuple[str, int]]) -> dict:
+def dump_record(kind: str, key: str, version: int, data: str, index: Mapping[str, tuple[str, int]]) -> dict[str, Any]:
     return {
         "kind": kind,
         "key": key,
@@ -166,14 +167,13 @@ class undo_scope:
             store._undo = []
         self.mark = len(store._undo)
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         try:
             if exc_type is not None:
                 self.store._rollback_to(self.mark)
         finally:
             if self.outer:
                 self.store._undo = None
-        return False
 
 
 #: A stored record: ``(version, data as JSON text, name, (partition, sort), name, (partition, sort), ...)``, its
@@ -191,6 +191,10 @@ class _Records(dict[str, _Rec]):
     `mockserver.collector`)."""
 
     __slots__ = ()
+
+
+#: what a kind without records reads as (never written to)
+_NO_RECORDS = _Records()
 
 
 def _rec(version: int, data: str, index: Mapping[str, tuple[str, int]]) -> _Rec:
@@ -228,7 +232,7 @@ class MemoryStore:
 
     def get(self, kind: str, key: str) -> Record | None:
         """The record, or None."""
-        rec = self._kinds.get(kind, {}).get(key)
+        rec = self._kinds.get(kind, _NO_RECORDS).get(key)
         return None if rec is None else _record(kind, key, rec)
 
     def exists(self, kind: str, key: str) -> bool:
@@ -275,7 +279,7 @@ class MemoryStore:
 
     def scan(self, kind: str) -> Iterator[Record]:
         """Every record of one kind in key order; a snapshot, so writing while iterating is safe."""
-        records = self._kinds.get(kind, {})
+        records = self._kinds.get(kind, _NO_RECORDS)
         return iter([_record(kind, key, records[key]) for key in sorted(records)])
 
     def is_empty(self) -> bool:
@@ -308,7 +312,7 @@ class MemoryStore:
         """Create or replace a record and all its index entries; CAS on ``expected_version``. Answers the new
         version."""
         encoded, entries = checked_put(kind, key, data, index)
-        old = self._kinds.get(kind, {}).get(key)
+        old = self._kinds.get(kind, _NO_RECORDS).get(key)
         actual = 0 if old is None else old[0]
         if expected_version is not None and expected_version != actual:
             raise VersionConflict(kind, key, expected_version, actual)
@@ -320,7 +324,7 @@ class MemoryStore:
 
     def delete(self, kind: str, key: str, *, expected_version: int | None = None) -> bool:
         """Remove a record and its index entries; False when there was none."""
-        old = self._kinds.get(kind, {}).get(key)
+        old = self._kinds.get(kind, _NO_RECORDS).get(key)
         actual = 0 if old is None else old[0]
         if expected_version is not None and expected_version != actual:
             raise VersionConflict(kind, key, expected_version, actual)
@@ -407,10 +411,10 @@ class MemoryStore:
             if not records:
                 del self._kinds[kind]
         else:
-            records = self._kinds.get(kind)
-            if records is None:
-                records = self._kinds[kind] = _Records()
-            records[key] = new
+            kept = self._kinds.get(kind)
+            if kept is None:
+                kept = self._kinds[kind] = _Records()
+            kept[key] = new
 
     def _rollback_to(self, mark: int) -> None:
         assert self._undo is not None
@@ -420,9 +424,8 @@ class MemoryStore:
             entry = log.pop()
             if entry[0] == "rec":
                 _, kind, key, before = entry
-                self._replace(
-                    kind, key, self._kinds.get(kind, {}).get(key), before, {} if before is None else _index(before)
-                )
+                now = self._kinds.get(kind, _NO_RECORDS).get(key)
+                self._replace(kind, key, now, before, {} if before is None else _index(before))
             elif entry[0] == "seq":
                 _, name, before = entry
                 if before is None:

@@ -304,7 +304,7 @@ class SqliteStore:
         """The next value of a named counter; the first call answers ``start``."""
         with self._write():
             [(value,)] = self._conn.execute(_NEXT_ID, (sequence, start)).fetchall()
-        return value
+        return int(value)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

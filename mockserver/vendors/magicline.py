@@ -140,7 +140,7 @@ class MagiclineVendor(Vendor):
         if data is None:
             raise self.unauthenticated(request)
         operation_id, _ = routing_info(request.scope)
-        for scope in self._scopes.get(operation_id, []):
+        for scope in self._scopes.get(operation_id or "", []):
             if scope not in data["scopes"]:
                 raise self.error(403, "FORBIDDEN", _message(request, "scope", scope=scope))
         return {

@@ -394,7 +394,7 @@ def _parse_expiry(text: str) -> datetime:
     if found is not None:
         try:
             # strptime would answer the same, in a tenth of the time (it compiles its rules per call)
-            return datetime(*map(int, found.groups()), tzinfo=UTC)  # type: ignore[misc]
+            return datetime(*map(int, found.groups()), tzinfo=UTC)  # type: ignore[arg-type,misc]
         except ValueError:
             # The right shape, but no such day or time (2029-02-30): Laravel's `date` rule refuses it.
             raise validation_error({"expired_at": ["The expired at field must be a valid date."]}) from None
