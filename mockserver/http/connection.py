@@ -18,8 +18,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from .supported import release, require
 
 #: the uvicorn releases the tests ran on (pyproject.toml declares the same range): this module subclasses its
-#: protocol and relies on its `pipeline` queue and `flow` control, which are not its public API
-LOWEST, BELOW = (0, 50), (0, 55)
+#: protocol and relies on its `pipeline` queue and `flow` control, which are not its public API (on 0.52.0, a
+#: websocket client that stops reading is not closed with 4100 in tests/mockserver/test_push.py; 0.52.4 passes)
+LOWEST, BELOW = (0, 52, 4), (0, 55)
 
 require(
     "uvicorn",
