@@ -81,9 +81,9 @@ def security_functions(operation: AbstractOperation, security_map: dict | None) 
     order (empty when the operation has no security)."""
     if not operation.security:
         return []
-    factory = _CapturingFactory(security_map)  # type: ignore[arg-type]
+    factory = _CapturingFactory(security_map)
     SecurityOperation(
-        None,  # type: ignore[arg-type]
+        None,
         security_handler_factory=factory,
         security=operation.security,
         security_schemes=operation.security_schemes,
@@ -98,7 +98,7 @@ class _CapturingFactory(SecurityHandlerFactory):
         super().__init__(security_handlers)
         self.auth_funcs: list[t.Callable[..., t.Any]] = []
 
-    def verify_security(self, auth_funcs: list) -> t.Callable:  # type: ignore[override]
+    def verify_security(self, auth_funcs: list) -> t.Callable:
         self.auth_funcs = list(auth_funcs)
         return super().verify_security(auth_funcs)
 
