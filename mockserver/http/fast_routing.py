@@ -16,14 +16,14 @@ import typing as t
 
 import starlette.convertors
 from connexion.frameworks import starlette as starlette_utils
-from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from connexion.lifecycle import ConnexionRequest
 from connexion.middleware.abstract import ROUTING_CONTEXT
 from starlette._utils import get_route_path
 from starlette.responses import Response
 from starlette.routing import compile_path
 from starlette.types import Receive, Scope
 
-ErrorHandler = t.Callable[[ConnexionRequest, Exception], t.Awaitable[ConnexionResponse]]
+from .errors import ErrorHandler
 
 
 class Respondent(t.Protocol):

@@ -4,7 +4,6 @@ so each vendor can name the field in its own error body."""
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import json
 import re
@@ -30,6 +29,7 @@ from jsonschema import Draft4Validator, FormatChecker, ValidationError
 from starlette.types import Receive, Scope
 
 from ..choices import Choices
+from .context import choices_in_force
 from .errors import FieldError
 from .headers import first_header, header_key
 
@@ -43,11 +43,6 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 @_FORMATS.checks("uuid")
 def _is_uuid(value: object) -> bool:
     return not isinstance(value, str) or _UUID.fullmatch(value) is not None
-
-
-_DEFAULT_CHOICES = Choices()
-#: the scope of the request whose body is being parsed (Connexion validates the body without it)
-_parsing_scope: contextvars.ContextVar[t.Mapping[str, t.Any]] = contextvars.ContextVar("parsing_scope")
 
 
 @dataclass(frozen=True)
@@ -82,12 +77,6 @@ def tolerated(error: ValidationError, choices: Choices) -> bool:
     return False
 
 
-def choices_of(scope: t.Mapping[str, t.Any]) -> Choices:
-    """The choices in force for a request (the running mock's, set on the scope by its middleware)."""
-    runtime = scope.get("state", {}).get("mock")
-    return runtime.choices if runtime is not None else _DEFAULT_CHOICES
-
-
 def _violation(location: str, error: ValidationError, prefix: str | None = None) -> Violation:
     path = [str(part) for part in error.absolute_path]
     if error.validator == "required":
@@ -102,11 +91,8 @@ def _violation(location: str, error: ValidationError, prefix: str | None = None)
     return Violation(location, ".".join(path) or None, str(error.validator), error.message, error.validator_value)
 
 
-def raise_violations(violations: list[Violation], scope: t.Mapping[str, t.Any] | None = None) -> None:
-    """Raise the violations as one `FieldError`, leaving out those the request's choices waive."""
-    if scope is not None and any(v.choice for v in violations):
-        choices = choices_of(scope)
-        violations = [v for v in violations if v.choice is None or choices.enforces(v.choice)]
+def raise_violations(violations: list[Violation]) -> None:
+    """Raise the violations as one `FieldError`."""
     if violations:
         first = violations[0]
         error = FieldError(
@@ -316,7 +302,7 @@ class CompiledParameterValidator(ParameterValidator):
 def _waive(violations: list[Violation], request: ConnexionRequest, query: dict[str, t.Any] | None) -> list[Violation]:
     """The violations the request's choices keep. A query value waived for its type cannot reach the handler as
     that type, so it is taken out of the request: the handler sees no value, as a lenient server reads it."""
-    choices = choices_of(request.scope)
+    choices = choices_in_force()
     kept, dropped = [], set()
     for violation in violations:
         if violation.choice is None or choices.enforces(violation.choice):
@@ -347,15 +333,15 @@ class _BodyMixin:
             self._quick = quick_check({k: v for k, v in self._schema.items() if k != "components"})
         return compiled
 
-    def _check(self, body: t.Any, scope: t.Mapping[str, t.Any] | None = None) -> None:
+    def _check(self, body: t.Any) -> None:
         if body is None and not self._nullable:
             raise_violations([Violation("body", None, "required", "Request body must not be empty")])
         validator = self._compiled()
         if self._quick is not None and self._quick(body):
             return
         errors = sorted(validator.iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path])
-        if errors and scope is not None:
-            choices = choices_of(scope)
+        if errors:
+            choices = choices_in_force()
             errors = [error for error in errors if not tolerated(error, choices)]
         raise_violations([_violation("body", error) for error in errors])
 
@@ -381,15 +367,13 @@ class CompiledJSONBodyValidator(_BodyMixin, JSONRequestBodyValidator):
             more_body = message.get("more_body", False)
         body = self._decode(b"".join([message.get("body", b"") for message in messages]), scope)
         if not (body is None and self._nullable):
-            self._check(body, scope)
+            self._check(body)
         return self._insert_messages(receive, messages=messages), scope
 
     async def _parse(self, stream: t.AsyncGenerator[bytes, None], scope: Scope) -> t.Any:
         return self._decode(b"".join([chunk async for chunk in stream]), scope)
 
     def _decode(self, raw: bytes, scope: Scope) -> t.Any:
-        # Connexion's own `wrap_receive` validates what `_parse` answers without handing on the scope.
-        _parsing_scope.set(scope)
         if not raw:
             return None
         try:
@@ -406,7 +390,7 @@ class CompiledJSONBodyValidator(_BodyMixin, JSONRequestBodyValidator):
         return body
 
     def _validate(self, body: t.Any) -> dict | None:
-        self._check(body, _parsing_scope.get(None))
+        self._check(body)
         return body
 
 
@@ -423,7 +407,6 @@ def _refuse_surrogates(body: t.Any) -> None:
 
 class CompiledFormValidator(_BodyMixin, FormDataValidator):
     async def _parse(self, stream: t.AsyncGenerator[bytes, None], scope: Scope) -> dict:
-        _parsing_scope.set(scope)
         try:
             return await super()._parse(stream, scope)
         except Exception as exc:  # a malformed form body is the client's fault, never a 500
@@ -433,7 +416,7 @@ class CompiledFormValidator(_BodyMixin, FormDataValidator):
     def _validate(self, body: t.Any) -> dict | None:
         if not isinstance(body, dict):
             raise_violations([Violation("body", None, "type", "The form body must be a mapping")])
-        self._check(body, _parsing_scope.get(None))
+        self._check(body)
         return body
 
 
@@ -442,7 +425,7 @@ class ChoiceAwareJSONResponseBodyValidator(JSONResponseBodyValidator):
     intercom's `created_at` in another form, say)."""
 
     def _validate(self, body: t.Any) -> None:
-        choices = choices_of(self._scope)
+        choices = choices_in_force()
         for error in self.validator.iter_errors(body):
             if not tolerated(error, choices):
                 path = "".join(f"[{part!r}]" for part in error.absolute_path)
