@@ -23,10 +23,10 @@ from ..choices import Choices
 if t.TYPE_CHECKING:
     from ..runtime import Runtime
 
-__all__ = ["RequestContext", "choices_in_force", "context", "current", "routing_info", "token_info_of"]
+__all__ = ["RequestContext", "choices_in_force", "context", "current"]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class RequestContext:
     """One HTTP request as the mock serves it."""
 
@@ -48,12 +48,14 @@ class RequestContext:
     @property
     def operation_id(self) -> str | None:
         """The contract's operationId once the request is routed (None before, or for an unrouted path)."""
-        return routing_info(self.scope)[0]
+        operation_id = self.scope["extensions"].get("connexion_routing", {}).get("operation_id")
+        # The resolver turns the contract's operationId into a module path; the contract's name is its end.
+        return operation_id.rsplit(".", 1)[-1] if operation_id else None
 
     @property
     def token_info(self) -> dict[str, t.Any] | None:
         """What the security handler answered for the credential, once it accepted one."""
-        return token_info_of(self.scope)
+        return self.scope["extensions"].get("connexion_context", {}).get("token_info")
 
 
 current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("mockserver_request")
@@ -73,17 +75,3 @@ def choices_in_force() -> Choices:
     """The mock's choices for this request; the defaults outside a request (a validator used on its own)."""
     served = current.get(None)
     return served.runtime.choices if served is not None else _DEFAULT_CHOICES
-
-
-def routing_info(scope: Scope) -> tuple[str | None, str | None]:
-    """(operation id, API base path) once the request is routed."""
-    routing = scope.get("extensions", {}).get("connexion_routing", {})
-    operation_id = routing.get("operation_id")
-    if operation_id:
-        # The resolver turns the contract's operationId into a module path; the contract's name is its end.
-        operation_id = operation_id.rsplit(".", 1)[-1]
-    return operation_id, routing.get("api_base_path")
-
-
-def token_info_of(scope: Scope) -> dict[str, t.Any] | None:
-    return scope.get("extensions", {}).get("connexion_context", {}).get("token_info")
