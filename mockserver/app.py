@@ -9,7 +9,7 @@ import random
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from connexion import AsyncApp
@@ -51,6 +51,9 @@ from .vendors.magicline import MagiclineVendor
 from .vendors.seam import SeamVendor
 from .vendors.vms import VmsVendor, push_subscriber
 from .webhooks import Webhooks
+
+if TYPE_CHECKING:
+    from .fanout import RedisFanout
 
 log = logging.getLogger("mockserver")
 
@@ -144,20 +147,7 @@ def create_app(
     )
 
     hub = PusherHub(PUSHER_APP_KEY, secret, rng=random.Random(None if shared else seed))
-    journal: Journal
-    limiter: Limiter
-    fanout = None
-    if shared:
-        from .fanout import RedisFanout
-        from .shared_state import RedisJournal, RedisLimiter
-
-        url, namespace = store.url, store.namespace  # type: ignore[attr-defined]
-        journal = RedisJournal(url, namespace, settings.journal_size)
-        limiter = RedisLimiter(url, namespace)
-        fanout = RedisFanout(hub, url, namespace)
-    else:
-        journal = Journal(settings.journal_size)
-        limiter = FixedWindowLimiter()
+    journal, limiter, fanout = _replica_parts(store, hub, settings) if shared else _own_parts(settings)
     vendors = {
         name: VENDOR_CLASSES[name](building=building, clock=clock, settings=settings, limiter=limiter, choices=board)
         for name in apis
@@ -213,6 +203,24 @@ def create_app(
         handle_error=handle_error,
     )
     return MockApp(asgi=asgi, runtime=runtime, read_cache=cache, router=router)
+
+
+def _own_parts(settings: Settings) -> tuple[Journal, Limiter, None]:
+    """The journal and the rate-limit counters of a mock alone with its store; its pushes go to its own hub."""
+    return Journal(settings.journal_size), FixedWindowLimiter(), None
+
+
+def _replica_parts(store: Store, hub: PusherHub, settings: Settings) -> tuple[Journal, Limiter, RedisFanout]:
+    """The journal, the rate-limit counters and the pushes in Redis, for replicas that share ``store``."""
+    from .fanout import RedisFanout
+    from .shared_state import RedisJournal, RedisLimiter
+
+    url, namespace = store.url, store.namespace  # type: ignore[attr-defined]
+    return (
+        RedisJournal(url, namespace, settings.journal_size),
+        RedisLimiter(url, namespace),
+        RedisFanout(hub, url, namespace),
+    )
 
 
 def _http_app(
