@@ -175,12 +175,14 @@ def create_app(
 
     if shared:
         runtime.faults.on_change = runtime.save_faults
-    clock.on_change = lambda _clock: (
-        runtime.save_clock(),
-        building.tick(),
-        runtime.webhooks.wake(),
-        runtime.panel.poke(),
-    )
+
+    def on_clock_change(_clock: ManualClock) -> None:
+        runtime.save_clock()
+        building.tick()
+        runtime.webhooks.wake()
+        runtime.panel.poke()
+
+    clock.on_change = on_clock_change
     building.subscribe(push_subscriber(building, runtime.pushes, board))
     building.subscribe(runtime.webhooks.on_event)
     building.subscribe(runtime.panel.poke)

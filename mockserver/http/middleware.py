@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from connexion.lifecycle import ConnexionRequest
@@ -158,11 +159,11 @@ class MockHttpMiddleware:
             if early is not None:
                 app = _empty_response(early)
         try:
-            if matched is None:
+            if matched is None or router is None:
                 await app(scope, bounded_receive, stamped_send)
             else:
-                response = await router.respond(matched, scope, bounded_receive)
-                await response(scope, bounded_receive, stamped_send)
+                answer = await router.respond(matched, scope, bounded_receive)
+                await answer(scope, bounded_receive, stamped_send)
         finally:
             if recording:
                 journal.add(
@@ -236,7 +237,7 @@ def _empty_response(status: int) -> ASGIApp:
     return respond
 
 
-def _oversized_receive(limit: int):  # type: ignore[no-untyped-def]
+def _oversized_receive(limit: int) -> Callable[[], Coroutine[Any, Any, Message]]:
     async def receive() -> Message:
         raise BodyTooLarge(limit)
 

@@ -59,5 +59,5 @@ def require_bearer(api: str) -> dict[str, Any]:
     vendor = runtime().vendors[api]
     scheme, _, token = (header("authorization") or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise vendor.unauthenticated(request())  # type: ignore[arg-type]
+        raise vendor.unauthenticated(request())
     return vendor.verify_bearer(request(), token.strip(), {})  # type: ignore[attr-defined]
