@@ -9,6 +9,7 @@ import random
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -148,10 +149,14 @@ def create_app(
 
     hub = PusherHub(PUSHER_APP_KEY, secret, rng=random.Random(None if shared else seed))
     journal, limiter, fanout = _replica_parts(store, hub, settings) if shared else _own_parts(settings)
-    vendors = {
-        name: VENDOR_CLASSES[name](building=building, clock=clock, settings=settings, limiter=limiter, choices=board)
-        for name in apis
-    }
+    vendors = MappingProxyType(
+        {
+            name: VENDOR_CLASSES[name](
+                building=building, clock=clock, settings=settings, limiter=limiter, choices=board
+            )
+            for name in apis
+        }
+    )
     runtime = Runtime(
         building=building,
         clock=clock,

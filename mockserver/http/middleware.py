@@ -204,7 +204,7 @@ class MockHttpMiddleware:
 
             await serve_live(websocket, runtime)
             return
-        if hub is None or vms is None or not scope["path"].startswith(vms.prefix + "/ws/app/"):
+        if vms is None or not scope["path"].startswith(vms.prefix + "/ws/app/"):
             await websocket.close(code=1008)
             return
         scope.setdefault("path_params", {})["app_key"] = scope["path"].rsplit("/", 1)[-1]

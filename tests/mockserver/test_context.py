@@ -104,4 +104,6 @@ def test_the_runtime_and_the_app_do_not_change_once_built() -> None:
         app.runtime.control_token = "t0ken"  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         app.read_cache = None  # type: ignore[misc]
-    assert app.runtime.control_token is None
+    with pytest.raises(TypeError):
+        del app.runtime.vendors["vms"]  # type: ignore[attr-defined]
+    assert app.runtime.control_token is None and "vms" in app.runtime.vendors
