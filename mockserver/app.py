@@ -6,19 +6,15 @@ import copy
 import logging
 import pathlib
 import random
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from connexion import AsyncApp
-from connexion.exceptions import (
-    BadRequestProblem,
-    NonConformingResponse,
-    ProblemException,
-    UnsupportedMediaTypeProblem,
-)
-from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from connexion.exceptions import ProblemException
 from connexion.middleware import MiddlewarePosition
 from connexion.middleware.exceptions import ExceptionMiddleware
 from connexion.middleware.main import ConnexionMiddleware
@@ -31,40 +27,54 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.types import ASGIApp
 
-from .choices import Choices
-from .contracts import document, load_contract
+from .choices import ChoiceBoard, Choices
+from .contracts import document
 from .domain.building import Building, Rules
 from .domain.clock import ManualClock
-from .domain.errors import DomainError
 from .http.cors import VendorCors
-from .http.errors import ApiError, FieldError
+from .http.errors import ErrorHandler, error_handler
 from .http.fast_routing import FastRouter
-from .http.middleware import LimitsAndFaults, MockHttpMiddleware, routing_info
+from .http.faults import Faults
+from .http.journal import Journal
+from .http.middleware import LimitsAndFaults, MockHttpMiddleware
 from .http.pipeline import FastPipeline
+from .http.ratelimit import FixedWindowLimiter, Limiter
 from .http.read_cache import ReadCache
 from .http.security import security_map
 from .http.validation import VALIDATOR_MAP
+from .http.vendor import Vendor
 from .index import Index
+from .panel_feed import PanelFeed
 from .push import PusherHub
-from .runtime import Runtime, Settings
+from .runtime import Runtime, Settings, open_state
 from .store import Store, open_store
 from .vendors.magicline import MagiclineVendor
 from .vendors.seam import SeamVendor
 from .vendors.vms import VmsVendor, push_subscriber
+from .webhooks import Webhooks
+
+if TYPE_CHECKING:
+    from .fanout import RedisFanout
 
 log = logging.getLogger("mockserver")
 
 VENDOR_APIS = ("magicline", "seam", "vms")
 DEMO_FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "demo.yaml"
-VENDOR_CLASSES = {"magicline": MagiclineVendor, "seam": SeamVendor, "vms": VmsVendor}
+VENDOR_CLASSES: dict[str, type[Vendor]] = {"magicline": MagiclineVendor, "seam": SeamVendor, "vms": VmsVendor}
+PIPELINES = ("compiled", "connexion")
+PUSHER_APP_KEY = "doorcodes-vms"
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class MockApp:
-    """The ASGI application of one mock and the runtime behind it."""
+    """The ASGI application of one mock, the runtime behind it, and what its HTTP side keeps."""
 
     asgi: ASGIApp
     runtime: Runtime
+    #: answers to reads kept while nothing they depend on changed (`mockserver.http.read_cache`); None keeps none
+    read_cache: ReadCache | None = None
+    #: requests it routes straight to their operations (`mockserver.http.fast_routing`); None: Connexion routes all
+    router: FastRouter | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.asgi(scope, receive, send)
@@ -113,10 +123,15 @@ def create_app(
     the compiled pipeline to (its error bodies name no field; that test names each way the two differ).
     ``read_cache`` lets the compiled pipeline serve a read's answer again while nothing it depends on has changed
     (`mockserver.http.read_cache`). ``choices`` sets the mock's choices (`mockserver.choices`) over the fixtures'
-    `choices:`; a state that already exists keeps the ones it saved except those ``choices`` names."""
+    `choices:`; a state that already exists keeps the ones it saved except those ``choices`` names.
+
+    This is the composition root: every part is built here, each given what it uses, and the runtime that holds
+    them last."""
     unknown = set(apis) - set(VENDOR_APIS)
     if unknown:
         raise ValueError(f"unknown APIs {sorted(unknown)}; choose from {', '.join(VENDOR_APIS)}")
+    if pipeline not in PIPELINES:
+        raise ValueError(f"unknown pipeline {pipeline!r}")
     # Connexion warns on every body of an operation that accepts several media types; ours do on purpose.
     logging.getLogger("connexion.operations.openapi3").setLevel(logging.ERROR)
     fixture_data = load_fixtures(fixtures)
@@ -125,89 +140,132 @@ def create_app(
     # Replicas sharing a store must not draw the same ids and codes from the same seed.
     shared = bool(getattr(store, "shared", False))
     clock = clock or ManualClock()
+    settings = settings or Settings()
     building = Building(store, clock, seed=None if shared else seed, rules=rules)
+    board = ChoiceBoard(Choices(given_choices))
+    own_secret = secrets.token_hex(16) if seed is None else f"secret-{seed}"
+    secret, seen = open_state(
+        building, clock, fixture_data, board, given_choices, pusher_secret=own_secret, shared=shared
+    )
+
+    hub = PusherHub(PUSHER_APP_KEY, secret, rng=random.Random(None if shared else seed))
+    journal, limiter, fanout = _replica_parts(store, hub, settings) if shared else _own_parts(settings)
+    vendors = MappingProxyType(
+        {
+            name: VENDOR_CLASSES[name](
+                building=building, clock=clock, settings=settings, limiter=limiter, choices=board
+            )
+            for name in apis
+        }
+    )
     runtime = Runtime(
-        building,
-        clock,
+        building=building,
+        clock=clock,
         fixtures=fixture_data,
         settings=settings,
-        public_url=public_url,
+        vendors=vendors,
+        journal=journal,
+        faults=Faults(seed),
+        limiter=limiter,
+        hub=hub,
+        webhooks=Webhooks(clock),
+        panel=PanelFeed(),
+        choice_board=board,
+        pusher_app_key=PUSHER_APP_KEY,
+        pusher_app_secret=secret,
+        public_url=public_url.rstrip("/") if public_url else None,
         control_token=control_token,
-        seed=seed,
-        choices=Choices(given_choices),
-    )
-    with store.transaction():  # with a shared store, two replicas starting at once fill it once
-        if building.is_empty():
-            runtime.reset()
-        else:
-            saved = building.meta("clock")
-            if saved:
-                clock.restore(saved)
-            runtime.set_choices(Choices({**(building.meta("choices") or {}), **given_choices}))
-        if shared:
-            # Channel auth signed by one replica is checked by another: they share the Pusher secret.
-            pusher = building.meta("pusher")
-            if pusher is None:
-                building.save_meta("pusher", {"secret": runtime.pusher_app_secret})
-            else:
-                runtime.pusher_app_secret = pusher["secret"]
-    clock.on_change = lambda _clock: (
-        runtime.save_clock(),
-        building.tick(),
-        runtime.webhooks.wake(),
-        runtime.panel.poke(),
+        fanout=fanout,
+        seen=seen,
     )
 
-    runtime.hub = PusherHub(
-        runtime.pusher_app_key, runtime.pusher_app_secret, rng=random.Random(None if shared else seed)
-    )
     if shared:
-        from .fanout import RedisFanout
-        from .shared_state import RedisJournal, RedisLimiter
+        runtime.faults.on_change = runtime.save_faults
 
-        url, namespace = store.url, store.namespace  # type: ignore[attr-defined]
-        runtime.journal = RedisJournal(url, namespace, runtime.settings.journal_size)
-        runtime.limiter = RedisLimiter(url, namespace)  # type: ignore[assignment]
-        runtime.share(RedisFanout(runtime.hub, url, namespace))
-    building.subscribe(push_subscriber(runtime))
+    def on_clock_change(_clock: ManualClock) -> None:
+        runtime.save_clock()
+        building.tick()
+        runtime.webhooks.wake()
+        runtime.panel.poke()
+
+    clock.on_change = on_clock_change
+    building.subscribe(push_subscriber(building, runtime.pushes, board))
     building.subscribe(runtime.webhooks.on_event)
     building.subscribe(runtime.panel.poke)
 
+    handle_error = error_handler(vendors)
+    cache = None
+    router = None
     if pipeline == "compiled":
         if read_cache and store.revision is not None:
-            runtime.read_cache = ReadCache(store, clock, building)
+            cache = ReadCache(store, clock, building)
         if not validate_responses:
             # Response validation sits between routing and the operations, so it needs the full chain.
-            runtime.fast_router = FastRouter(_error_handler)
+            router = FastRouter(handle_error)
+    asgi = _http_app(
+        runtime,
+        pipeline=pipeline,
+        validate_responses=validate_responses,
+        read_cache=cache,
+        router=router,
+        handle_error=handle_error,
+    )
+    return MockApp(asgi=asgi, runtime=runtime, read_cache=cache, router=router)
+
+
+def _own_parts(settings: Settings) -> tuple[Journal, Limiter, None]:
+    """The journal and the rate-limit counters of a mock alone with its store; its pushes go to its own hub."""
+    return Journal(settings.journal_size), FixedWindowLimiter(), None
+
+
+def _replica_parts(store: Store, hub: PusherHub, settings: Settings) -> tuple[Journal, Limiter, RedisFanout]:
+    """The journal, the rate-limit counters and the pushes in Redis, for replicas that share ``store``."""
+    from .fanout import RedisFanout
+    from .shared_state import RedisJournal, RedisLimiter
+
+    url, namespace = store.url, store.namespace  # type: ignore[attr-defined]
+    return (
+        RedisJournal(url, namespace, settings.journal_size),
+        RedisLimiter(url, namespace),
+        RedisFanout(hub, url, namespace),
+    )
+
+
+def _http_app(
+    runtime: Runtime,
+    *,
+    pipeline: str,
+    validate_responses: bool,
+    read_cache: ReadCache | None,
+    router: FastRouter | None,
+    handle_error: ErrorHandler,
+) -> ASGIApp:
+    """The four APIs behind Connexion, CORS, the index page and the mock's own middleware."""
+    if pipeline == "compiled":
         chain: list[Any] = [ServerErrorMiddleware, ExceptionMiddleware, SwaggerUIMiddleware, RoutingMiddleware]
         if validate_responses:
             chain.append(ResponseValidationMiddleware)
         chain.append(FastPipeline)
-    elif pipeline == "connexion":
-        chain = list(ConnexionMiddleware.default_middlewares)
     else:
-        raise ValueError(f"unknown pipeline {pipeline!r}")
+        chain = list(ConnexionMiddleware.default_middlewares)
     # The stock chain keeps Connexion's own validators: it is the reference the compiled pipeline is held to.
     validators = VALIDATOR_MAP if pipeline == "compiled" else None
     app = AsyncApp(__name__, validator_map=validators, validate_responses=validate_responses, middlewares=chain)
     # Accepted credentials are kept with the read cache, on the same terms: until the store changes.
-    revision = (lambda: store.revision) if runtime.read_cache is not None else None
-    for name in apis:
-        vendor = VENDOR_CLASSES[name](runtime)
-        runtime.vendors[name] = vendor
-        if isinstance(vendor, MagiclineVendor):
-            securities = security_map(api_key=vendor.verify_api_key, revision=revision)
-        else:
-            securities = security_map(bearer=vendor.verify_bearer, revision=revision)  # type: ignore[attr-defined]
+    store = runtime.building.store
+    revision = (lambda: store.revision) if read_cache is not None else None
+    # What the compiled pipeline's operations are given (Connexion's own middlewares take no notice).
+    compiled = {"read_cache": read_cache, "router": router}
+    for name, vendor in runtime.vendors.items():
         app.add_api(
             _contract(name),
             base_path=vendor.prefix,
             name=name,
             resolver=RelativeResolver(f"mockserver.vendors.{name}"),
-            security_map=securities,
+            security_map=vendor.security_map(revision),
             swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"),
-            runtime=runtime,
             api_name=name,
+            **compiled,
         )
     app.add_api(
         _contract("control"),
@@ -216,120 +274,22 @@ def create_app(
         resolver=RelativeResolver("mockserver.control"),
         security_map=security_map(api_key=lambda request, token, scheme: {"sub": "control"}),
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"),
-        runtime=runtime,
         api_name="control",
+        **compiled,
     )
     if pipeline == "connexion":
         app.add_middleware(LimitsAndFaults, position=MiddlewarePosition.BEFORE_VALIDATION)
     for exception in (Exception, ProblemException, HTTPException):
-        app.add_error_handler(exception, _error_handler)
+        app.add_error_handler(exception, handle_error)
 
     cors = VendorCors(
         app,
-        error_handler=_error_handler,
+        vendors=runtime.vendors,
+        error_handler=handle_error,
         allow_origins=["*"],
         allow_methods=["*"],
         allow_headers=["*"],
         expose_headers=["Date", "Retry-After", "X-RateLimit-Remaining"],
         max_age=600,
     )
-    return MockApp(asgi=MockHttpMiddleware(Index(cors, runtime), runtime), runtime=runtime)
-
-
-def _as_api_error(vendor: Any, request: ConnexionRequest, exc: Exception, operation_id: str | None) -> ApiError:
-    if isinstance(exc, ApiError):
-        return exc
-    if isinstance(exc, FieldError):
-        return vendor.invalid(request, exc, operation_id)
-    if isinstance(exc, DomainError):
-        return vendor.domain_error(request, exc, operation_id)
-    if isinstance(exc, UnsupportedMediaTypeProblem):
-        return vendor.invalid(
-            request,
-            FieldError(location="header", field="Content-Type", rule="mediaType", message=str(exc.detail)),
-            operation_id,
-        )
-    if isinstance(exc, BadRequestProblem):
-        rule = "required" if "required" in str(exc.detail) or "empty" in str(exc.detail) else "json"
-        return vendor.invalid(
-            request, FieldError(location="body", field=None, rule=rule, message=str(exc.detail)), operation_id
-        )
-    if isinstance(exc, NonConformingResponse):
-        log.error("response broke the contract: %s %s: %s", request.method, request.url.path, exc.detail)
-        return vendor.server_error(request)
-    status = getattr(exc, "status", None) or getattr(exc, "status_code", None)
-    if status == 401:
-        return vendor.unauthenticated(request)
-    if status == 403:
-        return vendor.forbidden(request, "")
-    if status == 404:
-        return vendor.not_found(request, f"The route {request.url.path} could not be found.")
-    if status == 405:
-        # Starlette names only the first matching route's methods; the contract knows them all.
-        # scope["path"], not request.url.path: urlsplit drops tabs and CR/LF, which would route to another path.
-        methods, params = load_contract(vendor.name).match(request.scope["path"].removeprefix(vendor.prefix))
-        if request.method in methods:
-            # The method is right, so a typed path parameter did not parse (e.g. a letter for an int64 id).
-            field = next((name for name, value in params.items() if not value.isdigit()), None)
-            return vendor.invalid(
-                request,
-                FieldError(
-                    location="path",
-                    field=field,
-                    rule="type",
-                    message=f"{field} must be an integer",
-                    constraint="integer",
-                ),
-                operation_id,
-            )
-        if vendor.runtime.choices.value("unsupported_method") == "not_found":
-            return vendor.not_found(request, f"The route {request.url.path} could not be found.")
-        allowed = ", ".join(methods) or (getattr(exc, "headers", None) or {}).get("Allow", "")
-        return vendor.method_not_allowed(request, allowed)
-    if isinstance(exc, ProblemException | HTTPException) and status and 400 <= status < 500:
-        return vendor.invalid(
-            request,
-            FieldError(location="body", field=None, rule="json", message=str(getattr(exc, "detail", exc))),
-            operation_id,
-        )
-    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-    return vendor.server_error(request)
-
-
-async def _error_handler(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    runtime: Runtime = request.scope["state"]["mock"]
-    vendor = runtime.vendor_for_path(request.url.path)
-    operation_id, _ = routing_info(request.scope)
-    if vendor is None:
-        return _problem(request, exc)
-    error = _as_api_error(vendor, request, exc, operation_id)
-    response = error.response()
-    body = b"" if request.method == "HEAD" else response.body
-    return ConnexionResponse(
-        status_code=error.status_code,
-        mimetype=error.media_type if body else None,
-        body=body,
-        headers={k: v for k, v in error.headers.items()},
-    )
-
-
-def _problem(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    """The control API (and paths of no API) answer RFC 7807 problems."""
-    import json
-
-    if isinstance(exc, ProblemException):
-        status, title, detail = exc.status, exc.title, exc.detail
-    elif isinstance(exc, HTTPException):
-        status, title, detail = exc.status_code, "Error", exc.detail
-    elif isinstance(exc, FieldError):
-        status, title, detail = 400, "Bad Request", exc.message
-    elif isinstance(exc, DomainError):
-        status = 404 if exc.code == "not_found" else 409 if exc.code == "conflict" else 400
-        title, detail = "Refused", exc.message
-    elif isinstance(exc, ValueError):
-        status, title, detail = 400, "Bad Request", str(exc)
-    else:
-        log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-        status, title, detail = 500, "Internal Server Error", "Unexpected error"
-    body = json.dumps({"type": "about:blank", "title": title, "status": status, "detail": str(detail)})
-    return ConnexionResponse(status_code=status, mimetype="application/problem+json", body=body.encode())
+    return MockHttpMiddleware(Index(cors, runtime), runtime, router=router)

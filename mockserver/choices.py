@@ -7,8 +7,8 @@ the values a real server may legitimately pick; the contracts mark the places a 
 vendor may show (``mockserver run --choice NAME=VALUE``, the fixtures' ``choices:``, ``PUT /_mock/choices``), and
 the conformance suite is tested to pass the mock at every value.
 
-A value object (`Choices`) holds the current values; the running mock swaps it whole, so a request sees one
-consistent set.
+A value object (`Choices`) holds the current values; the running mock's `ChoiceBoard` swaps it whole, so a request
+sees one consistent set.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CHOICES", "PRESETS", "Choice", "ChoiceError", "Choices"]
+__all__ = ["CHOICES", "PRESETS", "Choice", "ChoiceBoard", "ChoiceError", "Choices"]
 
 
 class ChoiceError(ValueError):
@@ -238,6 +238,20 @@ class Choices:
 
     def __repr__(self) -> str:
         return f"Choices({self.non_default()})"
+
+
+class ChoiceBoard:
+    """The choices in force in one running mock, shared by its vendors and its runtime: the control API, a reset
+    or another replica switch them while the mock runs. ``start`` is what a reset goes back to."""
+
+    __slots__ = ("current", "start")
+
+    def __init__(self, start: Choices) -> None:
+        self.start = start
+        self.current = start
+
+    def value(self, name: str) -> str:
+        return self.current.value(name)
 
 
 def _checked(name: str, value: Any) -> str:

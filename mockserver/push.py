@@ -32,7 +32,7 @@ import random
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -116,6 +116,15 @@ class _Connection:
         if not self.closing:
             self.closing = True
             self.outbox.put_nowait(_Close(code, reason))
+
+
+class Pushes(Protocol):
+    """Where pushes go: this mock's own `PusherHub`, or `mockserver.fanout.RedisFanout` when replicas share one
+    building."""
+
+    def has_subscribers(self, channel: str) -> bool: ...
+
+    def publish_nowait(self, channel: str, event: str, data: Any, exclude_socket_id: str | None = None) -> object: ...
 
 
 class PusherHub:

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import secrets
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .choices import Choices
+from .choices import ChoiceBoard, Choices
 from .domain.building import Building
 from .domain.clock import ManualClock
 from .http.faults import Faults
 from .http.journal import Journal
-from .http.ratelimit import FixedWindowLimiter
+from .http.ratelimit import Limiter
 from .panel_feed import PanelFeed
 
 if TYPE_CHECKING:
-    from .http.read_cache import ReadCache
+    from .fanout import RedisFanout
     from .http.vendor import Vendor
-    from .push import PusherHub
+    from .push import PusherHub, Pushes
+    from .webhooks import Webhooks
 
 SNAPSHOT_FORMAT = "doorcodes-snapshot/1"
 
@@ -37,60 +38,47 @@ class Settings:
         return asdict(self)
 
 
+@dataclass(frozen=True, eq=False)
 class Runtime:
-    """Everything one mock instance holds; created by `mockserver.app.create_app`."""
+    """Everything one mock instance holds, built last by `mockserver.app.create_app` from parts built before it.
+    Its parts keep their own state (the building, the journal, the settings the control API changes); which parts
+    a mock has does not change while it runs."""
 
-    def __init__(
-        self,
-        building: Building,
-        clock: ManualClock,
-        *,
-        fixtures: dict[str, Any],
-        settings: Settings | None = None,
-        public_url: str | None = None,
-        control_token: str | None = None,
-        seed: int | None = None,
-        choices: Choices | None = None,
-    ) -> None:
-        self.building = building
-        self.clock = clock
-        self.fixtures = fixtures
-        self.settings = settings or Settings()
-        self.public_url = public_url.rstrip("/") if public_url else None
-        #: None: the control API is open (loopback); else the token it requires
-        self.control_token = control_token
-        self.journal = Journal(self.settings.journal_size)
-        self.faults = Faults(seed)
-        self.limiter = FixedWindowLimiter()
-        #: the choices given at start (a reset goes back to them) and the ones in force now
-        self.start_choices = choices or Choices()
-        self.choices = self.start_choices
-        self.vendors: dict[str, Vendor] = {}
-        #: set by create_app when operations may be reached directly (see `mockserver.http.fast_routing`)
-        self.fast_router: Any = None
-        #: set by create_app when answers to reads may be kept (see `mockserver.http.read_cache`)
-        self.read_cache: ReadCache | None = None
-        self.hub: PusherHub | None = None
-        #: wakes the open panel pages (`mockserver.panel`); create_app pokes it
-        self.panel = PanelFeed()
-        #: set by `share` when several replicas use one store
-        self.shared = False
-        self.fanout: Any = None
-        #: the version of each shared document (clock, faults) this replica last wrote or read
-        self._seen: dict[str, int] = {}
-        self.pusher_app_key = "doorcodes-vms"
-        self.pusher_app_secret = secrets.token_hex(16) if seed is None else f"secret-{seed}"
-        from .webhooks import Webhooks
+    building: Building
+    clock: ManualClock
+    fixtures: dict[str, Any]
+    settings: Settings
+    vendors: Mapping[str, Vendor]
+    journal: Journal
+    faults: Faults
+    limiter: Limiter
+    hub: PusherHub
+    webhooks: Webhooks
+    #: wakes the open panel pages (`mockserver.panel`)
+    panel: PanelFeed
+    #: the choices in force, and the ones a reset goes back to
+    choice_board: ChoiceBoard
+    pusher_app_key: str
+    pusher_app_secret: str
+    #: the base URL clients reach the mock by, when a proxy stands in front of it
+    public_url: str | None = None
+    #: None: the control API is open (loopback); else the token it requires
+    control_token: str | None = None
+    #: the pushes' way to the other replicas when several share one store (`mockserver.fanout`); else None
+    fanout: RedisFanout | None = None
+    #: the version of each shared document (clock, faults, choices) this replica last wrote or read
+    seen: dict[str, int] = field(default_factory=dict, repr=False)
 
-        self.webhooks = Webhooks(self)
+    @property
+    def shared(self) -> bool:
+        """Whether several replicas use this mock's store."""
+        return self.fanout is not None
 
-    # --- which API a path belongs to
+    @property
+    def choices(self) -> Choices:
+        return self.choice_board.current
 
-    def vendor_for_path(self, path: str) -> Vendor | None:
-        for vendor in self.vendors.values():
-            if path == vendor.prefix or path.startswith(vendor.prefix + "/"):
-                return vendor
-        return None
+    # --- where clients reach it
 
     def base_url(self, headers: Any, scheme: str = "http") -> str:
         """The absolute base the clients see: ``--public-url``, else the request's own host."""
@@ -108,39 +96,33 @@ class Runtime:
     # --- whole state
 
     def save_clock(self) -> None:
-        self._seen["clock"] = self.building.save_meta("clock", self.clock.to_dict())
+        self.seen["clock"] = self.building.save_meta("clock", self.clock.to_dict())
+
+    def save_faults(self, faults: Faults) -> None:
+        """Keep the faults with the state, for the other replicas (`Faults.on_change` when the store is shared)."""
+        self.seen["faults"] = self.building.save_meta("faults", faults.to_data())
 
     def set_choices(self, choices: Choices) -> None:
         """Put ``choices`` in force; they are saved with the state (and reach the other replicas)."""
-        self.choices = choices
-        self._seen["choices"] = self.building.save_meta("choices", choices.to_dict())
+        self.choice_board.current = choices
+        self.seen["choices"] = self.building.save_meta("choices", choices.to_dict())
 
     def restore_choices(self, data: dict[str, Any]) -> None:
-        self.choices = Choices(data)
+        self.choice_board.current = Choices(data)
 
     # --- several replicas on one shared store
-
-    def share(self, fanout: Any) -> None:
-        """Follow the other replicas: faults are saved with the state, pushes go out through ``fanout``."""
-        self.shared = True
-        self.fanout = fanout
-
-        def save_faults(faults: Faults) -> None:
-            self._seen["faults"] = self.building.save_meta("faults", faults.to_data())
-
-        self.faults.on_change = save_faults
 
     def sync_shared(self) -> None:
         """Before a request: take the clock and faults another replica changed since this one last looked."""
         shared = (("clock", self.clock.restore), ("faults", self.faults.load), ("choices", self.restore_choices))
         found = self.building.meta_versions([name for name, _ in shared])
         for (name, apply), (version, data) in zip(shared, found, strict=True):
-            if data is not None and version != self._seen.get(name):
-                self._seen[name] = version
+            if data is not None and version != self.seen.get(name):
+                self.seen[name] = version
                 apply(data)
 
     @property
-    def pushes(self) -> Any:
+    def pushes(self) -> Pushes:
         """Where pushes go: the Redis fan-out when replicas share a store, else this mock's own hub."""
         return self.fanout if self.fanout is not None else self.hub
 
@@ -151,14 +133,11 @@ class Runtime:
         self.journal.clear()
         self.limiter.clear()
         self.webhooks.clear()
-        # The clock goes back to where this mock started it: the fixtures' time, else its own start.
-        start = self.fixtures.get("clock")
-        self.clock.restart(datetime.fromisoformat(str(start).replace("Z", "+00:00")) if start else None)
-        self.building.load_fixtures({k: v for k, v in self.fixtures.items() if k not in ("clock", "choices")})
-        if self.shared:
-            self.building.save_meta("pusher", {"secret": self.pusher_app_secret})
-        self.save_clock()
-        self.set_choices(self.start_choices)
+        self._load_fixtures()
+
+    def _load_fixtures(self) -> None:
+        secret = self.pusher_app_secret if self.shared else None
+        self.seen.update(_load_fixtures(self.building, self.clock, self.fixtures, self.choice_board, secret))
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -180,3 +159,53 @@ class Runtime:
             self.set_choices(Choices(snapshot["choices"]))
         self.save_clock()
         self.limiter.clear()
+
+
+def open_state(
+    building: Building,
+    clock: ManualClock,
+    fixtures: dict[str, Any],
+    choices: ChoiceBoard,
+    given: Mapping[str, str],
+    *,
+    pusher_secret: str,
+    shared: bool,
+) -> tuple[str, dict[str, int]]:
+    """A mock's state at start: an empty store is filled from ``fixtures``; a state that exists keeps its clock and
+    the choices it saved, except those ``given`` names. Replicas sharing a store agree on the Pusher secret (channel
+    auth signed by one is checked by another): the first one's. Answers the Pusher secret and the versions of the
+    shared documents written."""
+    with building.store.transaction():  # with a shared store, two replicas starting at once fill it once
+        if building.is_empty():
+            seen = _load_fixtures(building, clock, fixtures, choices, pusher_secret if shared else None)
+        else:
+            saved = building.meta("clock")
+            if saved:
+                clock.restore(saved)
+            choices.current = Choices({**(building.meta("choices") or {}), **given})
+            seen = {"choices": building.save_meta("choices", choices.current.to_dict())}
+        if shared:
+            pusher = building.meta("pusher")
+            if pusher is None:
+                building.save_meta("pusher", {"secret": pusher_secret})
+            else:
+                pusher_secret = pusher["secret"]
+    return pusher_secret, seen
+
+
+def _load_fixtures(
+    building: Building, clock: ManualClock, fixtures: dict[str, Any], choices: ChoiceBoard, pusher_secret: str | None
+) -> dict[str, int]:
+    """The building, the clock and the choices as the fixtures start them (the building empty before); answers the
+    versions of the shared documents written."""
+    # The clock goes back to where this mock started it: the fixtures' time, else its own start.
+    start = fixtures.get("clock")
+    clock.restart(datetime.fromisoformat(str(start).replace("Z", "+00:00")) if start else None)
+    building.load_fixtures({k: v for k, v in fixtures.items() if k not in ("clock", "choices")})
+    if pusher_secret is not None:
+        building.save_meta("pusher", {"secret": pusher_secret})
+    choices.current = choices.start
+    return {
+        "clock": building.save_meta("clock", clock.to_dict()),
+        "choices": building.save_meta("choices", choices.current.to_dict()),
+    }

@@ -94,11 +94,14 @@ def start_mock(
     read_cache: bool = True,
     clock: ManualClock | None = None,
     choices: dict[str, str] | None = None,
+    control_token: str | None = None,
+    public_url: str | None = None,
 ) -> RunningMock:
     """Start a mock on a free port and wait until it answers. ``apis`` serves a subset (default: all three).
     ``wrap`` may wrap the whole ASGI app (to plant a bug, for instance). The clock is frozen by default so tests
     decide when time passes; ``clock`` replaces it (``start`` and ``frozen`` are then ignored); ``choices``
-    switches the mock's choices (`mockserver.choices`)."""
+    switches the mock's choices (`mockserver.choices`). ``control_token`` and ``public_url`` are those of
+    `mockserver run`: the control API then wants the token, and links name the public URL."""
     with warnings.catch_warnings():
         # Connexion's imports warn about its own dependencies' deprecations, which no user of the mock can act on.
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -123,6 +126,8 @@ def start_mock(
         pipeline=pipeline,
         read_cache=read_cache,
         choices=choices,
+        control_token=control_token,
+        public_url=public_url,
     )
     asgi: ASGIApp = wrap(app) if wrap is not None else app
     sock = _free_socket(host)

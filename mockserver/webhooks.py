@@ -18,7 +18,7 @@ import httpx
 from .domain.events import Event, MediumChanged
 
 if TYPE_CHECKING:
-    from .runtime import Runtime
+    from .domain.clock import Clock
 
 log = logging.getLogger("mockserver.webhooks")
 
@@ -58,8 +58,8 @@ class _Pending:
 
 
 class Webhooks:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
         self._lock = threading.Lock()
         self._hooks: dict[str, Webhook] = {}
         self._ids = itertools.count(1)
@@ -105,7 +105,7 @@ class Webhooks:
     def on_event(self, event: Event) -> None:
         if not isinstance(event, MediumChanged):
             return
-        now = self.runtime.clock.timestamp()
+        now = self.clock.timestamp()
         body = {
             "entityId": event.customer_id,
             "uuid": str(uuid.uuid4()),
@@ -144,7 +144,7 @@ class Webhooks:
             async with httpx.AsyncClient(timeout=5.0) as client:
                 while True:
                     self._again = False
-                    now = self.runtime.clock.timestamp()
+                    now = self.clock.timestamp()
                     with self._lock:
                         due = [p for p in self._pending if p.due <= now and id(p) not in tried]
                     for pending in due:
@@ -159,7 +159,7 @@ class Webhooks:
 
     async def _attempt(self, client: httpx.AsyncClient, pending: _Pending) -> None:
         pending.attempt += 1
-        now = self.runtime.clock.now()
+        now = self.clock.now()
         status: int | None = None
         problem: str | None = None
         try:

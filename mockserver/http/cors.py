@@ -9,17 +9,19 @@ the path does not have is the vendor's 405, naming the methods it has; anything 
 from __future__ import annotations
 
 import typing as t
+from collections.abc import Mapping
 
-from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from connexion.lifecycle import ConnexionRequest
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .middleware import runtime_of
+from .errors import ErrorHandler, vendor_for_path
 
-ErrorHandler = t.Callable[[ConnexionRequest, Exception], t.Awaitable[ConnexionResponse]]
+if t.TYPE_CHECKING:
+    from .vendor import Vendor
 
 PRIVATE_NETWORK = "Requests from public origins to this private network are not allowed"
 
@@ -28,8 +30,11 @@ _KEPT = frozenset({"vary", "access-control-allow-origin", "access-control-allow-
 
 
 class VendorCors(CORSMiddleware):
-    def __init__(self, app: ASGIApp, *, error_handler: ErrorHandler, **options: t.Any) -> None:
+    def __init__(
+        self, app: ASGIApp, *, vendors: Mapping[str, Vendor], error_handler: ErrorHandler, **options: t.Any
+    ) -> None:
         super().__init__(app, **options)
+        self.vendors = vendors
         self.error_handler = error_handler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -53,7 +58,7 @@ class VendorCors(CORSMiddleware):
             answer = await self.error_handler(request, HTTPException(405))
         else:
             # Every origin and header is allowed: what is left is a private-network request, which is not.
-            vendor = runtime_of(scope).vendor_for_path(scope["path"])
+            vendor = vendor_for_path(self.vendors, scope["path"])
             request = ConnexionRequest(scope, receive)
             if vendor is not None:
                 error = vendor.forbidden(request, PRIVATE_NETWORK)

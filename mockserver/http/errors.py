@@ -1,12 +1,32 @@
-"""Exceptions that carry an HTTP answer, and the structured request-validation error."""
+"""Exceptions that carry an HTTP answer, the structured request-validation error, and the mapping of whatever a
+request raised to the answer it gets (`error_handler`)."""
 
 from __future__ import annotations
 
 import json
+import logging
+import typing as t
+from collections.abc import Mapping
 from typing import Any
 
-from connexion.exceptions import BadRequestProblem
+from connexion.exceptions import (
+    BadRequestProblem,
+    NonConformingResponse,
+    ProblemException,
+    UnsupportedMediaTypeProblem,
+)
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
+
+from ..contracts import load_contract
+from ..domain.errors import DomainError
+from .context import context
+
+if t.TYPE_CHECKING:
+    from .vendor import Vendor
+
+log = logging.getLogger("mockserver")
 
 
 class ApiError(Exception):
@@ -53,3 +73,124 @@ class FieldError(BadRequestProblem):
         self.rule = rule
         self.message = message
         self.constraint = constraint
+
+
+# ---------------------------------------------------------------------------------------------- error mapping
+
+#: what Connexion's exception middleware (and the fast router, and the CORS refusals) call with what was raised
+ErrorHandler = t.Callable[[ConnexionRequest, Exception], t.Awaitable[ConnexionResponse]]
+
+
+def vendor_for_path(vendors: Mapping[str, Vendor], path: str) -> Vendor | None:
+    """The vendor API that serves ``path``, if any."""
+    for vendor in vendors.values():
+        if path == vendor.prefix or path.startswith(vendor.prefix + "/"):
+            return vendor
+    return None
+
+
+def error_handler(vendors: Mapping[str, Vendor]) -> ErrorHandler:
+    """The answer to anything raised while serving a request: the vendor's own error body on a vendor's paths, an
+    RFC 7807 problem elsewhere (the control API, paths of no API)."""
+
+    async def handle(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+        vendor = vendor_for_path(vendors, request.url.path)
+        if vendor is None:
+            return problem(request, exc)
+        error = as_api_error(vendor, request, exc, context().operation_id)
+        response = error.response()
+        body = b"" if request.method == "HEAD" else response.body
+        return ConnexionResponse(
+            status_code=error.status_code,
+            mimetype=error.media_type if body else None,
+            body=body,
+            headers=dict(error.headers),
+        )
+
+    return handle
+
+
+def as_api_error(vendor: Vendor, request: ConnexionRequest, exc: Exception, operation_id: str | None) -> ApiError:
+    """``exc`` as ``vendor`` answers it."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, FieldError):
+        return vendor.invalid(request, exc, operation_id)
+    if isinstance(exc, DomainError):
+        return vendor.domain_error(request, exc, operation_id)
+    if isinstance(exc, UnsupportedMediaTypeProblem):
+        return vendor.invalid(
+            request,
+            FieldError(location="header", field="Content-Type", rule="mediaType", message=str(exc.detail)),
+            operation_id,
+        )
+    if isinstance(exc, BadRequestProblem):
+        rule = "required" if "required" in str(exc.detail) or "empty" in str(exc.detail) else "json"
+        return vendor.invalid(
+            request, FieldError(location="body", field=None, rule=rule, message=str(exc.detail)), operation_id
+        )
+    if isinstance(exc, NonConformingResponse):
+        log.error("response broke the contract: %s %s: %s", request.method, request.url.path, exc.detail)
+        return vendor.server_error(request)
+    status = getattr(exc, "status", None) or getattr(exc, "status_code", None)
+    if status == 401:
+        return vendor.unauthenticated(request)
+    if status == 403:
+        return vendor.forbidden(request, "")
+    if status == 404:
+        return vendor.not_found(request, f"The route {request.url.path} could not be found.")
+    if status == 405:
+        return _wrong_method(vendor, request, exc, operation_id)
+    if isinstance(exc, ProblemException | HTTPException) and status and 400 <= status < 500:
+        return vendor.invalid(
+            request,
+            FieldError(location="body", field=None, rule="json", message=str(getattr(exc, "detail", exc))),
+            operation_id,
+        )
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return vendor.server_error(request)
+
+
+def _wrong_method(vendor: Vendor, request: ConnexionRequest, exc: Exception, operation_id: str | None) -> ApiError:
+    """Starlette's 405, as the vendor answers it. Starlette names only the first matching route's methods; the
+    contract knows them all."""
+    # scope["path"], not request.url.path: urlsplit drops tabs and CR/LF, which would route to another path.
+    methods, params = load_contract(vendor.name).match(request.scope["path"].removeprefix(vendor.prefix))
+    if request.method in methods:
+        # The method is right, so a typed path parameter did not parse (e.g. a letter for an int64 id).
+        field = next((name for name, value in params.items() if not value.isdigit()), None)
+        return vendor.invalid(
+            request,
+            FieldError(
+                location="path",
+                field=field,
+                rule="type",
+                message=f"{field} must be an integer",
+                constraint="integer",
+            ),
+            operation_id,
+        )
+    if vendor.choices.value("unsupported_method") == "not_found":
+        return vendor.not_found(request, f"The route {request.url.path} could not be found.")
+    allowed = ", ".join(methods) or (getattr(exc, "headers", None) or {}).get("Allow", "")
+    return vendor.method_not_allowed(request, allowed)
+
+
+def problem(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    """The control API (and paths of no API) answer RFC 7807 problems."""
+    if isinstance(exc, ProblemException):
+        status, title, detail = exc.status, exc.title, exc.detail
+    elif isinstance(exc, HTTPException):
+        status, title, detail = exc.status_code, "Error", exc.detail
+    elif isinstance(exc, FieldError):
+        status, title, detail = 400, "Bad Request", exc.message
+    elif isinstance(exc, DomainError):
+        status = 404 if exc.code == "not_found" else 409 if exc.code == "conflict" else 400
+        title, detail = "Refused", exc.message
+    elif isinstance(exc, ValueError):
+        status, title, detail = 400, "Bad Request", str(exc)
+    else:
+        log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+        status, title, detail = 500, "Internal Server Error", "Unexpected error"
+    body = json.dumps({"type": "about:blank", "title": title, "status": status, "detail": str(detail)})
+    return ConnexionResponse(status_code=status, mimetype="application/problem+json", body=body.encode())

@@ -15,14 +15,13 @@ import re
 import typing as t
 
 import starlette.convertors
-from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from connexion.lifecycle import ConnexionRequest
 from starlette.responses import Response
 from starlette.types import Receive, Scope
 
 from .connexion_internals import ROUTING_CONTEXT, FloatConverter, IntegerConverter, starlettify_path
+from .errors import ErrorHandler
 from .starlette_internals import compile_path, route_path
-
-ErrorHandler = t.Callable[[ConnexionRequest, Exception], t.Awaitable[ConnexionResponse]]
 
 
 class Respondent(t.Protocol):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -75,7 +75,7 @@ class Faults:
             self._faults.clear()
         self._changed()
 
-    def match(self, api: str, operation_id: str | None, tenant: str | None, declared: set[int]) -> Fault | None:
+    def match(self, api: str, operation_id: str | None, tenant: str | None, declared: Set[int]) -> Fault | None:
         """The first fault that applies to this call (and count it), or None."""
         if not self._faults:
             return None
@@ -84,7 +84,7 @@ class Faults:
             self._changed()
         return found
 
-    def _match(self, api: str, operation_id: str | None, tenant: str | None, declared: set[int]) -> Fault | None:
+    def _match(self, api: str, operation_id: str | None, tenant: str | None, declared: Set[int]) -> Fault | None:
         with self._lock:
             for fault in self._faults:
                 if fault.api != api:

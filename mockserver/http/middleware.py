@@ -1,8 +1,8 @@
 """ASGI middleware around the Connexion app.
 
-`MockHttpMiddleware` wraps everything: it hands the runtime to the request, answers the Pusher websocket and
-the panel's, guards the control API (`control_access`), bounds request bodies, stamps the simulated `Date` header
-and records the journal.
+`MockHttpMiddleware` wraps everything: it opens the request context (`mockserver.http.context`), answers the
+Pusher websocket and the panel's, guards the control API (`control_access`), bounds request bodies, stamps the
+simulated `Date` header and records the journal.
 `LimitsAndFaults` sits inside Connexion, after routing and security (so it knows the operation and the
 tenant), and applies rate limits and injected faults before the request reaches validation and the handler.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from connexion.lifecycle import ConnexionRequest
@@ -20,35 +21,20 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from .context import RequestContext, context, current
 from .control_access import PANEL_LIVE, PANEL_PATH, guards, token_shown
-from .errors import FieldError
+from .errors import FieldError, vendor_for_path
 from .headers import first_headers, with_lowercase_media_types
 from .journal import JournalEntry
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
+    from .fast_routing import FastRouter
+    from .faults import Faults
     from .vendor import Vendor
 
 #: bytes of each body the journal keeps
 JOURNAL_BODY_LIMIT = 65_536
-
-
-def runtime_of(scope: Scope) -> Runtime:
-    return scope["state"]["mock"]
-
-
-def routing_info(scope: Scope) -> tuple[str | None, str | None]:
-    """(operation id, API base path) once Connexion has routed the request."""
-    routing = scope.get("extensions", {}).get("connexion_routing", {})
-    operation_id = routing.get("operation_id")
-    if operation_id:
-        # The resolver turns the contract's operationId into a module path; the contract's name is its end.
-        operation_id = operation_id.rsplit(".", 1)[-1]
-    return operation_id, routing.get("api_base_path")
-
-
-def token_info_of(scope: Scope) -> dict[str, Any] | None:
-    return scope.get("extensions", {}).get("connexion_context", {}).get("token_info")
 
 
 class BodyTooLarge(FieldError):
@@ -63,29 +49,37 @@ class BodyTooLarge(FieldError):
 
 
 class MockHttpMiddleware:
-    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+    """``router`` (`mockserver.http.fast_routing`), when given, takes the requests it can route for certain
+    straight to their operations; everything else goes to ``app``."""
+
+    def __init__(self, app: ASGIApp, runtime: Runtime, *, router: FastRouter | None = None) -> None:
         self.app = app
         self.runtime = runtime
+        self.router = router
         self._date_second = -1
         self._date_value = b""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
+        if scope["type"] == "http":
+            # Connexion's router works on a shallow copy of the scope; a shared extensions dict lets the context
+            # out here see which operation was routed and who was authenticated.
+            scope.setdefault("extensions", {})
+            token = current.set(RequestContext(self.runtime, scope))
+            try:
+                await self._http(scope, receive, send)
+            finally:
+                current.reset(token)
+        elif scope["type"] == "websocket":
             await self._websocket(scope, receive, send)
-            return
-        if scope["type"] != "http":
+        else:
             await self.app(scope, receive, send)
-            return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         runtime = self.runtime
         if runtime.webhooks.loop is None:
             runtime.webhooks.loop = asyncio.get_running_loop()
-        state = scope.setdefault("state", {})
-        state["mock"] = runtime
         if runtime.shared:
             runtime.sync_shared()
-        # Connexion's router works on a shallow copy of the scope; a shared extensions dict lets the error
-        # handler out here see which operation was routed and who was authenticated.
-        scope.setdefault("extensions", {})
         path: str = scope["path"]
 
         if runtime.control_token and guards(path) and not token_shown(scope, runtime.control_token, runtime.public_url):
@@ -154,22 +148,22 @@ class MockHttpMiddleware:
             await send(message)
 
         app = self.app
-        router = runtime.fast_router
+        router = self.router
         matched = None
         if router is not None and not any(name == b"origin" for name, _ in scope["headers"]):
             # Browsers (CORS) take the full chain; everything else may go straight to its operation.
             matched = router.match(scope)
         if scope["method"] == "HEAD":
-            vendor = runtime.vendor_for_path(path)
+            vendor = vendor_for_path(runtime.vendors, path)
             early = vendor.intercept("HEAD", path, first_headers(scope["headers"])) if vendor else None
             if early is not None:
                 app = _empty_response(early)
         try:
-            if matched is None:
+            if matched is None or router is None:
                 await app(scope, bounded_receive, stamped_send)
             else:
-                response = await router.respond(matched, scope, bounded_receive)
-                await response(scope, bounded_receive, stamped_send)
+                answer = await router.respond(matched, scope, bounded_receive)
+                await answer(scope, bounded_receive, stamped_send)
         finally:
             if recording:
                 journal.add(
@@ -181,7 +175,7 @@ class MockHttpMiddleware:
                         query=scope.get("query_string", b""),
                         status=status,
                         duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                        operation_id=routing_info(scope)[0],
+                        operation_id=context().operation_id,
                         request_headers=sent_headers,
                         request_body=b"".join(request_chunks),
                         response_headers=response_headers,
@@ -210,7 +204,7 @@ class MockHttpMiddleware:
 
             await serve_live(websocket, runtime)
             return
-        if hub is None or vms is None or not scope["path"].startswith(vms.prefix + "/ws/app/"):
+        if vms is None or not scope["path"].startswith(vms.prefix + "/ws/app/"):
             await websocket.close(code=1008)
             return
         scope.setdefault("path_params", {})["app_key"] = scope["path"].rsplit("/", 1)[-1]
@@ -243,7 +237,7 @@ def _empty_response(status: int) -> ASGIApp:
     return respond
 
 
-def _oversized_receive(limit: int):  # type: ignore[no-untyped-def]
+def _oversized_receive(limit: int) -> Callable[[], Coroutine[Any, Any, Message]]:
     async def receive() -> Message:
         raise BodyTooLarge(limit)
 
@@ -251,7 +245,7 @@ def _oversized_receive(limit: int):  # type: ignore[no-untyped-def]
 
 
 async def limit_and_inject(
-    runtime: Runtime,
+    faults: Faults,
     vendor: Vendor,
     request: ConnexionRequest,
     operation_id: str | None,
@@ -261,7 +255,7 @@ async def limit_and_inject(
     """The vendor's rate limit for this call, then any injected fault: its latency, then its status."""
     if operation_id is not None:
         vendor.limit(request, operation_id, token_info)
-    fault = runtime.faults.match(vendor.name, operation_id, vendor.tenant(token_info), declared)
+    fault = faults.match(vendor.name, operation_id, vendor.tenant(token_info), declared)
     if fault is not None:
         if fault.latency_ms:
             await asyncio.sleep(fault.latency_ms / 1000)
@@ -279,13 +273,13 @@ class LimitsAndFaults:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        runtime = runtime_of(scope)
-        vendor = runtime.vendor_for_path(scope["path"])
+        served = context()
+        vendor = vendor_for_path(served.runtime.vendors, scope["path"])
         if vendor is not None:
-            operation_id, _ = routing_info(scope)
+            operation_id = served.operation_id
             request = ConnexionRequest(scope, receive)
             declared = declared_of(vendor.name, operation_id)
-            await limit_and_inject(runtime, vendor, request, operation_id, token_info_of(scope), declared)
+            await limit_and_inject(served.runtime.faults, vendor, request, operation_id, served.token_info, declared)
         await self.app(scope, receive, send)
 
 

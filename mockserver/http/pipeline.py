@@ -14,10 +14,8 @@ requests, and names where the two differ on purpose.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import inspect
 import typing as t
-from dataclasses import dataclass
 
 import orjson
 from connexion import utils
@@ -32,33 +30,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .arguments import Arguments, argument_name, signature
 from .connexion_internals import Request, RoutedAPI, RoutedMiddleware, security_functions, uri_parser
+from .context import context
 from .headers import first_header
-from .middleware import declared_of, limit_and_inject, token_info_of
+from .middleware import declared_of, limit_and_inject
 from .query import QueryResolver
-from .read_cache import Moment
+from .read_cache import Moment, ReadCache
 from .remember import remember
 from .validation import NOT_PARSED, PARSED_BODY
 
 if t.TYPE_CHECKING:
-    from ..runtime import Runtime
-
-
-@dataclass
-class RequestContext:
-    """What a handler may ask about the request it serves."""
-
-    scope: Scope
-    runtime: Runtime
-    request: ConnexionRequest
-    #: set by a handler whose answer may be kept (see `mockserver.http.read_cache`): until when it holds
-    fresh_until: float | None = None
-
-    @property
-    def token_info(self) -> dict[str, t.Any] | None:
-        return token_info_of(self.scope)
-
-
-current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("mockserver_request")
+    from .fast_routing import FastRouter
 
 
 #: what `ConnexionRequest.content_type` answers for a request without the header
@@ -91,14 +72,14 @@ class FastOperation:
         self,
         operation: AbstractOperation,
         *,
-        runtime: Runtime,
+        read_cache: ReadCache | None,
         api_name: str,
         security_map: dict | None,
         validator_map: dict | None,
         strict_validation: bool,
     ) -> None:
         self.operation = operation
-        self.runtime = runtime
+        self.read_cache = read_cache
         self.api_name = api_name
         self.operation_id = operation.operation_id.rsplit(".", 1)[-1]
         self.declared = declared_of(api_name, self.operation_id)
@@ -167,14 +148,15 @@ class FastOperation:
 
     async def respond(self, scope: Scope, receive: Receive) -> Response:
         """The operation's answer to one request, not yet sent; raises what Connexion's chain would raise."""
-        runtime = self.runtime
+        served = context()
+        runtime = served.runtime
         # One request object serves security, limits, parameter validation and the arguments (Connexion makes four).
         request = Request(scope, receive, uri_parser=self.uri_parser)
         if self.auth_funcs:
             await self._authenticate(request)
         vendor = runtime.vendors.get(self.api_name)
         if vendor is not None:
-            await limit_and_inject(runtime, vendor, request, self.operation_id, token_info_of(scope), self.declared)
+            await limit_and_inject(runtime.faults, vendor, request, self.operation_id, served.token_info, self.declared)
 
         # Connexion passes every query value on, but drops those the contract does not define: an operation that
         # defines none needs no query string parsed.
@@ -201,7 +183,7 @@ class FastOperation:
 
         # Everything above (who asks, limits, faults, validation) is decided anew on every request; a kept answer
         # replaces only the handler and the rendering.
-        cache = runtime.read_cache if self.reads else None
+        cache = self.read_cache if self.reads else None
         key: t.Hashable = None
         started: Moment | None = None
         if cache is not None:
@@ -229,17 +211,12 @@ class FastOperation:
             # Connexion's own parse of the header, done once per distinct header
             mimetype = self._mimetypes.get(content_type) or remember(self._mimetypes, content_type, request.mimetype)
         kwargs = self.build_arguments(request.path_params, query, body, mimetype)
-        context = RequestContext(scope=scope, runtime=runtime, request=request)
-        token = current.set(context)
-        try:
-            result = self.function(**kwargs)
-            if self.is_async or asyncio.iscoroutine(result):
-                result = await result
-        finally:
-            current.reset(token)
+        result = self.function(**kwargs)
+        if self.is_async or asyncio.iscoroutine(result):
+            result = await result
         response = self._response(result)
-        if cache is not None and started is not None and context.fresh_until is not None:
-            cache.put(key, response, context.fresh_until, started)
+        if cache is not None and started is not None and served.fresh_until is not None:
+            cache.put(key, response, served.fresh_until, started)
         return response
 
     async def _authenticate(self, request: ConnexionRequest) -> None:
@@ -333,15 +310,19 @@ class FastApi(RoutedAPI[FastOperation]):
     def __init__(
         self,
         *args: t.Any,
-        runtime: Runtime,
         api_name: str,
+        read_cache: ReadCache | None = None,
+        router: FastRouter | None = None,
         security_map: dict | None = None,
         validator_map: dict | None = None,
         strict_validation: bool = False,
         **kwargs: t.Any,
     ) -> None:
-        self.runtime = runtime
         self.api_name = api_name
+        #: where answers to reads are kept (see `mockserver.http.read_cache`); None keeps none
+        self.read_cache = read_cache
+        #: where the operations are registered to be reached directly (see `mockserver.http.fast_routing`)
+        self.router = router
         self.security_map = security_map
         self.validator_map = validator_map
         self.strict_validation = strict_validation
@@ -351,13 +332,13 @@ class FastApi(RoutedAPI[FastOperation]):
     def make_operation(self, operation: AbstractOperation) -> FastOperation:
         compiled = FastOperation(
             operation,
-            runtime=self.runtime,
+            read_cache=self.read_cache,
             api_name=self.api_name,
             security_map=self.security_map,
             validator_map=self.validator_map,
             strict_validation=self.strict_validation,
         )
-        router = self.runtime.fast_router
+        router = self.router
         if router is not None:
             router.add(
                 self.base_path,

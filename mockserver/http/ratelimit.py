@@ -4,6 +4,18 @@ from __future__ import annotations
 
 import math
 import threading
+import typing as t
+
+
+class Limiter(t.Protocol):
+    """Counts calls per key in fixed windows: `FixedWindowLimiter` in memory, `mockserver.shared_state.RedisLimiter`
+    for replicas that share the counts."""
+
+    def hit(self, key: tuple[str, ...], *, limit: int, window: float, now: float, aligned: bool) -> int:
+        """Count one call; answers 0 when allowed, else the seconds until the window ends (at least 1)."""
+        ...
+
+    def clear(self) -> None: ...
 
 
 class FixedWindowLimiter:

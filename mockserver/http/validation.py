@@ -4,7 +4,6 @@ so each vendor can name the field in its own error body."""
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import json
 import re
@@ -24,6 +23,7 @@ from starlette.types import Receive, Scope
 
 from ..choices import Choices
 from .connexion_internals import FormBodyValidator, JSONBodyValidator, JSONResponseValidator
+from .context import choices_in_force
 from .errors import FieldError
 from .headers import first_header, header_key
 
@@ -37,11 +37,6 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 @_FORMATS.checks("uuid")
 def _is_uuid(value: object) -> bool:
     return not isinstance(value, str) or _UUID.fullmatch(value) is not None
-
-
-_DEFAULT_CHOICES = Choices()
-#: the scope of the request whose body is being parsed (Connexion validates the body without it)
-_parsing_scope: contextvars.ContextVar[t.Mapping[str, t.Any]] = contextvars.ContextVar("parsing_scope")
 
 
 @dataclass(frozen=True)
@@ -76,12 +71,6 @@ def tolerated(error: ValidationError, choices: Choices) -> bool:
     return False
 
 
-def choices_of(scope: t.Mapping[str, t.Any]) -> Choices:
-    """The choices in force for a request (the running mock's, set on the scope by its middleware)."""
-    runtime = scope.get("state", {}).get("mock")
-    return runtime.choices if runtime is not None else _DEFAULT_CHOICES
-
-
 def _violation(location: str, error: ValidationError, prefix: str | None = None) -> Violation:
     path = [str(part) for part in error.absolute_path]
     if error.validator == "required":
@@ -96,11 +85,8 @@ def _violation(location: str, error: ValidationError, prefix: str | None = None)
     return Violation(location, ".".join(path) or None, str(error.validator), error.message, error.validator_value)
 
 
-def raise_violations(violations: list[Violation], scope: t.Mapping[str, t.Any] | None = None) -> None:
-    """Raise the violations as one `FieldError`, leaving out those the request's choices waive."""
-    if scope is not None and any(v.choice for v in violations):
-        choices = choices_of(scope)
-        violations = [v for v in violations if v.choice is None or choices.enforces(v.choice)]
+def raise_violations(violations: list[Violation]) -> None:
+    """Raise the violations as one `FieldError`."""
     if violations:
         first = violations[0]
         error = FieldError(
@@ -310,7 +296,7 @@ class CompiledParameterValidator(ParameterValidator):
 def _waive(violations: list[Violation], request: ConnexionRequest, query: dict[str, t.Any] | None) -> list[Violation]:
     """The violations the request's choices keep. A query value waived for its type cannot reach the handler as
     that type, so it is taken out of the request: the handler sees no value, as a lenient server reads it."""
-    choices = choices_of(request.scope)
+    choices = choices_in_force()
     kept, dropped = [], set()
     for violation in violations:
         if violation.choice is None or choices.enforces(violation.choice):
@@ -341,15 +327,15 @@ class _BodyMixin:
             self._quick = quick_check({k: v for k, v in self.body_schema.items() if k != "components"})
         return compiled
 
-    def _check(self, body: t.Any, scope: t.Mapping[str, t.Any] | None = None) -> None:
+    def _check(self, body: t.Any) -> None:
         if body is None and not self.body_nullable:
             raise_violations([Violation("body", None, "required", "Request body must not be empty")])
         validator = self._compiled()
         if self._quick is not None and self._quick(body):
             return
         errors = sorted(validator.iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path])
-        if errors and scope is not None:
-            choices = choices_of(scope)
+        if errors:
+            choices = choices_in_force()
             errors = [error for error in errors if not tolerated(error, choices)]
         raise_violations([_violation("body", error) for error in errors])
 
@@ -375,15 +361,13 @@ class CompiledJSONBodyValidator(_BodyMixin, JSONBodyValidator):
             more_body = message.get("more_body", False)
         body = self._decode(b"".join([message.get("body", b"") for message in messages]), scope)
         if not (body is None and self.body_nullable):
-            self._check(body, scope)
+            self._check(body)
         return self.replay(receive, messages), scope
 
     async def parse_body(self, stream: t.AsyncGenerator[bytes, None], scope: Scope) -> t.Any:
         return self._decode(b"".join([chunk async for chunk in stream]), scope)
 
     def _decode(self, raw: bytes, scope: Scope) -> t.Any:
-        # Connexion's own `wrap_receive` validates what `parse_body` answers without handing on the scope.
-        _parsing_scope.set(scope)
         if not raw:
             return None
         try:
@@ -400,7 +384,7 @@ class CompiledJSONBodyValidator(_BodyMixin, JSONBodyValidator):
         return body
 
     def validate_body(self, body: t.Any) -> dict | None:
-        self._check(body, _parsing_scope.get(None))
+        self._check(body)
         return body
 
 
@@ -417,7 +401,6 @@ def _refuse_surrogates(body: t.Any) -> None:
 
 class CompiledFormValidator(_BodyMixin, FormBodyValidator):
     async def parse_body(self, stream: t.AsyncGenerator[bytes, None], scope: Scope) -> dict:
-        _parsing_scope.set(scope)
         try:
             return await super().parse_body(stream, scope)
         except Exception as exc:  # a malformed form body is the client's fault, never a 500
@@ -427,7 +410,7 @@ class CompiledFormValidator(_BodyMixin, FormBodyValidator):
     def validate_body(self, body: t.Any) -> dict | None:
         if not isinstance(body, dict):
             raise_violations([Violation("body", None, "type", "The form body must be a mapping")])
-        self._check(body, _parsing_scope.get(None))
+        self._check(body)
         return body
 
 
@@ -436,7 +419,7 @@ class ChoiceAwareJSONResponseBodyValidator(JSONResponseValidator):
     intercom's `created_at` in another form, say)."""
 
     def validate_body(self, body: t.Any) -> None:
-        choices = choices_of(self.scope)
+        choices = choices_in_force()
         for error in self.validator.iter_errors(body):
             if not tolerated(error, choices):
                 path = "".join(f"[{part!r}]" for part in error.absolute_path)

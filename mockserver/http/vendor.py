@@ -10,7 +10,12 @@ from ..domain.errors import DomainError
 from .errors import ApiError, FieldError
 
 if TYPE_CHECKING:
-    from ..runtime import Runtime
+    from ..choices import ChoiceBoard
+    from ..domain.building import Building
+    from ..domain.clock import ManualClock
+    from ..runtime import Settings
+    from .ratelimit import Limiter
+    from .security import Revision
 
 
 class Vendor:
@@ -20,8 +25,28 @@ class Vendor:
     name: str = ""
     prefix: str = ""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(
+        self,
+        *,
+        building: Building,
+        clock: ManualClock,
+        settings: Settings,
+        limiter: Limiter,
+        choices: ChoiceBoard,
+    ) -> None:
+        self.building = building
+        self.clock = clock
+        #: the running mock's settings, which the control API changes in place
+        self.settings = settings
+        self.limiter = limiter
+        #: the choices in force, which the control API switches while the mock runs
+        self.choices = choices
+
+    # --- who may call
+
+    def security_map(self, revision: Revision | None) -> dict[str, type]:
+        """Connexion's security map for this vendor's contract (see `mockserver.http.security`)."""
+        raise NotImplementedError
 
     # --- who is calling (for faults, limits and the journal)
 

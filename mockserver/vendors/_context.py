@@ -1,7 +1,7 @@
 """What a handler needs from the current request: the running mock, the request and the authenticated principal.
 
-Handlers run under the compiled pipeline (which sets `mockserver.http.pipeline.current`) or under Connexion's
-stock middleware chain (which sets Connexion's request context); both answer the same here.
+All of it comes from the request context (`mockserver.http.context`), which the mock's middleware opens for every
+request, whichever path (the compiled pipeline or Connexion's stock chain) then serves it.
 """
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from ..http.context import context
 from ..http.headers import first_header, header_key, request_host
-from ..http.middleware import token_info_of
-from ..http.pipeline import current
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -20,43 +19,38 @@ if TYPE_CHECKING:
 
 
 def request() -> Request:
-    served = current.get(None)
-    if served is not None:
-        return served.request
-    from connexion import request as connexion_request
-
-    return connexion_request  # type: ignore[return-value]
+    return context().request
 
 
 def runtime() -> Runtime:
-    return request().scope["state"]["mock"]
+    return context().runtime
 
 
 def principal() -> dict[str, Any]:
     """The token info the security handler answered for this request."""
-    info = token_info_of(request().scope)
+    info = context().token_info
     assert info is not None, "an operation without security asked for its principal"
     return info
 
 
 def header(name: str) -> str | None:
-    return first_header(request().scope["headers"], header_key(name))
+    return first_header(context().scope["headers"], header_key(name))
 
 
 def base_url() -> str:
     # Straight from the scope: building the request's URL object costs more than the rest of a list page.
-    scope = request().scope
-    return runtime().base_url({"host": request_host(scope)}, scope.get("scheme", "http"))
+    served = context()
+    scope = served.scope
+    return served.runtime.base_url({"host": request_host(scope)}, scope.get("scheme", "http"))
 
 
 def fresh_until(moment: float = math.inf) -> None:
     """Declare that this read's answer stays the same, as long as nothing is written, until the simulated clock
     reaches ``moment`` (epoch seconds; infinity when time alone never changes it). The compiled pipeline may then
     serve it again (`mockserver.http.read_cache`); the stock chain ignores it."""
-    served = current.get(None)
-    if served is not None:
-        earlier = served.fresh_until
-        served.fresh_until = moment if earlier is None else min(earlier, moment)
+    served = context()
+    earlier = served.fresh_until
+    served.fresh_until = moment if earlier is None else min(earlier, moment)
 
 
 def require_bearer(api: str) -> dict[str, Any]:
@@ -65,5 +59,5 @@ def require_bearer(api: str) -> dict[str, Any]:
     vendor = runtime().vendors[api]
     scheme, _, token = (header("authorization") or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise vendor.unauthenticated(request())  # type: ignore[arg-type]
+        raise vendor.unauthenticated(request())
     return vendor.verify_bearer(request(), token.strip(), {})  # type: ignore[attr-defined]

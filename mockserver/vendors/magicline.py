@@ -15,8 +15,9 @@ from connexion.lifecycle import ConnexionRequest
 from ..contracts import load_contract
 from ..domain.errors import Conflict, DomainError, Invalid, NotAllowed, NotFound, Unauthenticated
 from ..domain.model import AccessMedium, Customer
+from ..http.context import context
 from ..http.errors import ApiError, FieldError
-from ..http.middleware import routing_info
+from ..http.security import Revision, security_map
 from ..http.vendor import Vendor
 from . import _context
 
@@ -103,13 +104,16 @@ class MagiclineVendor(Vendor):
     name = "magicline"
     prefix = "/magicline"
 
-    def __init__(self, runtime: Any) -> None:
-        super().__init__(runtime)
+    def __init__(self, **parts: Any) -> None:
+        super().__init__(**parts)
         self._scopes = {
             operation.operation_id: list(operation.required_scopes)
             for operation in load_contract("magicline").operations.values()
         }
         self._trace = 6453219806443214000
+
+    def security_map(self, revision: Revision | None) -> dict[str, type]:
+        return security_map(api_key=self.verify_api_key, revision=revision)
 
     def tenant(self, token_info: dict[str, Any] | None) -> str | None:
         return None if token_info is None else str(token_info["studio_id"])
@@ -119,7 +123,7 @@ class MagiclineVendor(Vendor):
         if method != "HEAD":
             return None
         key = headers.get(b"x-api-key", b"").decode("latin-1")
-        return 200 if key and self.runtime.building.api_key(key) is not None else 401
+        return 200 if key and self.building.api_key(key) is not None else 401
 
     def error(
         self,
@@ -136,11 +140,10 @@ class MagiclineVendor(Vendor):
         return ApiError(status, body, headers=headers)
 
     def verify_api_key(self, request: ConnexionRequest, key: str, scheme: dict[str, Any]) -> dict[str, Any]:
-        data = self.runtime.building.api_key(key)
+        data = self.building.api_key(key)
         if data is None:
             raise self.unauthenticated(request)
-        operation_id, _ = routing_info(request.scope)
-        for scope in self._scopes.get(operation_id or "", []):
+        for scope in self._scopes.get(context().operation_id or "", []):
             if scope not in data["scopes"]:
                 raise self.error(403, "FORBIDDEN", _message(request, "scope", scope=scope))
         return {
@@ -222,11 +225,11 @@ class MagiclineVendor(Vendor):
     def limit(self, request: ConnexionRequest, operation_id: str, token_info: dict[str, Any] | None) -> None:
         if token_info is None:
             return
-        wait = self.runtime.limiter.hit(
+        wait = self.limiter.hit(
             ("magicline", token_info["key"], operation_id),
-            limit=self.runtime.settings.magicline_rate_limit_per_minute,
+            limit=self.settings.magicline_rate_limit_per_minute,
             window=60,
-            now=self.runtime.clock.timestamp(),
+            now=self.clock.timestamp(),
             aligned=True,
         )
         if wait:

@@ -13,6 +13,7 @@ from starlette.responses import HTMLResponse, RedirectResponse
 from ..domain.errors import DeviceOffline, DomainError, Invalid, NotFound, Unauthenticated
 from ..domain.model import AccessCode, Intercom
 from ..http.errors import ApiError, FieldError
+from ..http.security import Revision, security_map
 from ..http.vendor import Vendor
 from . import _context
 
@@ -32,11 +33,14 @@ class SeamVendor(Vendor):
     name = "seam"
     prefix = "/seam"
 
+    def security_map(self, revision: Revision | None) -> dict[str, type]:
+        return security_map(bearer=self.verify_bearer, revision=revision)
+
     def tenant(self, token_info: dict[str, Any] | None) -> str | None:
         return None if token_info is None else token_info["owner_id"]
 
     def verify_bearer(self, request: ConnexionRequest, token: str, scheme: dict[str, Any]) -> dict[str, Any]:
-        owner = self.runtime.building.user_for_token("seam", token)
+        owner = self.building.user_for_token("seam", token)
         if owner is None:
             raise self.unauthenticated(request)
         return {"sub": owner.id, "user_id": owner.id, "owner_id": owner.uuid}
@@ -62,7 +66,7 @@ class SeamVendor(Vendor):
 
     def domain_error(self, request: ConnexionRequest, error_: DomainError, operation_id: str | None) -> ApiError:
         if isinstance(error_, NotFound):
-            if self.runtime.choices.value("seam.foreign_status") == "forbidden":
+            if self.choices.value("seam.foreign_status") == "forbidden":
                 return error(403, "FORBIDDEN", "The intercom or access code is not one of the owner's")
             if error_.field == "access_code_id":
                 return error(404, "ACCESS_CODE_NOT_FOUND", "Access code not found")
@@ -95,7 +99,7 @@ class SeamVendor(Vendor):
         host = (parts.hostname or "").lower()
         if parts.scheme == "https" and host.endswith(SEAM_REDIRECT_SUFFIX):
             return True
-        extra = [h.lower().lstrip(".") for h in self.runtime.settings.seam_allowed_redirect_hosts]
+        extra = [h.lower().lstrip(".") for h in self.settings.seam_allowed_redirect_hosts]
         return parts.scheme in ("http", "https") and any(host == h or host.endswith("." + h) for h in extra)
 
 

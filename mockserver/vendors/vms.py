@@ -6,8 +6,9 @@ import functools
 import math
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from connexion import NoContent
@@ -22,11 +23,26 @@ from ..domain.errors import (
     TooManySessions,
     Unauthenticated,
 )
+from ..domain.events import (
+    AccessDecided,
+    CodeCreated,
+    CodesDeleted,
+    ConnectivityChanged,
+    DoorLocked,
+    DoorUnlocked,
+    Event,
+)
 from ..domain.model import AccessCode, Intercom, Owner
 from ..http.errors import ApiError, FieldError
+from ..http.security import Revision, security_map
 from ..http.vendor import Vendor
 from ..push import PusherHub
 from . import _context
+
+if TYPE_CHECKING:
+    from ..choices import ChoiceBoard
+    from ..domain.building import Building
+    from ..push import Pushes
 
 WSURL_WINDOW_SECONDS = 300
 
@@ -224,11 +240,14 @@ class VmsVendor(Vendor):
     name = "vms"
     prefix = "/vms"
 
+    def security_map(self, revision: Revision | None) -> dict[str, type]:
+        return security_map(bearer=self.verify_bearer, revision=revision)
+
     def tenant(self, token_info: dict[str, Any] | None) -> str | None:
         return None if token_info is None else str(token_info["user_id"])
 
     def verify_bearer(self, request: ConnexionRequest, token: str, scheme: dict[str, Any]) -> dict[str, Any]:
-        owner = self.runtime.building.user_for_token("vms", token)
+        owner = self.building.user_for_token("vms", token)
         if owner is None:
             raise self.unauthenticated(request)
         return {"sub": owner.id, "user_id": owner.id, "token": token}
@@ -320,11 +339,11 @@ class VmsVendor(Vendor):
         if operation_id != "getWsUrl":
             return
         device = request.headers.get("x-uuid") or (request.client.host if request.client else "?")
-        wait = self.runtime.limiter.hit(
+        wait = self.limiter.hit(
             ("vms", "wsurl", device),
-            limit=self.runtime.settings.vms_wsurl_limit_per_5_minutes,
+            limit=self.settings.vms_wsurl_limit_per_5_minutes,
             window=WSURL_WINDOW_SECONDS,
-            now=self.runtime.clock.timestamp(),
+            now=self.clock.timestamp(),
             aligned=False,
         )
         if wait:
@@ -465,7 +484,6 @@ async def authorizeChannel(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     # signed for it.
     if channel != f"private-user.{_user_id()}" or not PusherHub.valid_socket_id(body["socket_id"]):
         raise ApiError(403, {"message": "This action is unauthorized."})
-    assert runtime.hub is not None
     return {"auth": runtime.hub.sign(body["socket_id"], channel)}, 200
 
 
@@ -474,43 +492,39 @@ async def authorizeChannel(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
 PUSH_EVENT = "App\\Events\\UserPush"
 
 
-def push_subscriber(runtime: Any) -> Any:
+def push_subscriber(building: Building, pushes: Pushes, choices: ChoiceBoard) -> Callable[[Event], None]:
     """Turn building events into the pushes VMS sends on `private-user.{id}` (never back to the socket that
     made the change)."""
-    from ..domain.events import CodeCreated, CodesDeleted, Event
 
     def on_event(event: Event) -> None:
-        hub = runtime.pushes
-        if hub is None:
-            return
         if isinstance(event, CodeCreated) and event.user_id is not None:
-            if not hub.has_subscribers(f"private-user.{event.user_id}"):
+            if not pushes.has_subscribers(f"private-user.{event.user_id}"):
                 return
-            code, intercom = runtime.building.code_with_intercom(event.code_id)
+            code, intercom = building.code_with_intercom(event.code_id)
             payload = {
                 "type": "intercom.code.store",
                 "intercom_code": code_json(
                     code,
                     intercom,
                     event.at.timestamp(),
-                    created_at_form=runtime.choices.value("vms.intercom_created_at"),
+                    created_at_form=choices.value("vms.intercom_created_at"),
                 ),
             }
-            hub.publish_nowait(
+            pushes.publish_nowait(
                 f"private-user.{event.user_id}",
                 PUSH_EVENT,
                 payload,
-                exclude_socket_id=_valid_socket(hub, event.origin),
+                exclude_socket_id=_valid_socket(event.origin),
             )
         elif isinstance(event, CodesDeleted):
             for user_id, ids in event.by_user.items():
-                if user_id is None or not hub.has_subscribers(f"private-user.{user_id}"):
+                if user_id is None or not pushes.has_subscribers(f"private-user.{user_id}"):
                     continue
-                hub.publish_nowait(
+                pushes.publish_nowait(
                     f"private-user.{user_id}",
                     PUSH_EVENT,
                     {"type": "intercom.code.delete", "deleted_ids": ids},
-                    exclude_socket_id=_valid_socket(hub, event.origin),
+                    exclude_socket_id=_valid_socket(event.origin),
                 )
         else:
             device_push(event)
@@ -520,17 +534,15 @@ def push_subscriber(runtime: Any) -> Any:
         payload = _device_payload(event)
         if payload is None:
             return
-        owner = runtime.building.intercom(payload["intercom_id"]).owner_id
+        owner = building.intercom(payload["intercom_id"]).owner_id
         channel = f"private-user.{owner}"
-        if runtime.pushes.has_subscribers(channel):
-            runtime.pushes.publish_nowait(channel, PUSH_EVENT, payload)
+        if pushes.has_subscribers(channel):
+            pushes.publish_nowait(channel, PUSH_EVENT, payload)
 
     return on_event
 
 
 def _device_payload(event: Any) -> dict[str, Any] | None:
-    from ..domain.events import AccessDecided, ConnectivityChanged, DoorLocked, DoorUnlocked
-
     at = _ymd_his(event.at.timestamp())
     if isinstance(event, DoorUnlocked):
         return {
@@ -560,5 +572,5 @@ def _device_payload(event: Any) -> dict[str, Any] | None:
     return None
 
 
-def _valid_socket(hub: Any, socket_id: str | None) -> str | None:
+def _valid_socket(socket_id: str | None) -> str | None:
     return socket_id if socket_id and PusherHub.valid_socket_id(socket_id) else None

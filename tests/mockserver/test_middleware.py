@@ -18,12 +18,11 @@ def mock(request: pytest.FixtureRequest) -> Iterator[RunningMock]:
         yield running
 
 
-@pytest.fixture
-def guarded(mock: RunningMock) -> Iterator[RunningMock]:
+@pytest.fixture(scope="module", params=["compiled", "connexion"])
+def guarded(request: pytest.FixtureRequest) -> Iterator[RunningMock]:
     """The mock as it runs off loopback: its control API wants the token."""
-    mock.runtime.control_token = TOKEN
-    yield mock
-    mock.runtime.control_token = None
+    with start_mock(seed=3, pipeline=request.param, control_token=TOKEN) as running:
+        yield running
 
 
 def _clock(mock: RunningMock, *tokens: bytes) -> httpx.Response:
@@ -77,12 +76,10 @@ def test_a_trailing_slash_redirect_stays_on_the_mock(mock: RunningMock) -> None:
     assert answer.headers["location"] == "/vms/api/v1/wsurl"
 
 
-def test_behind_a_proxy_the_redirect_names_the_public_url(mock: RunningMock) -> None:
-    mock.runtime.public_url = "https://mock.example.com/door"
-    try:
-        answer = httpx.get(mock.base_url + "/_mock/clock/", headers={"host": "evil.example"})
-    finally:
-        mock.runtime.public_url = None
+@pytest.mark.parametrize("pipeline", ["compiled", "connexion"])
+def test_behind_a_proxy_the_redirect_names_the_public_url(pipeline: str) -> None:
+    with start_mock(seed=3, pipeline=pipeline, public_url="https://mock.example.com/door") as proxied:
+        answer = httpx.get(proxied.base_url + "/_mock/clock/", headers={"host": "evil.example"})
     assert answer.headers["location"] == "https://mock.example.com/door/_mock/clock"
 
 

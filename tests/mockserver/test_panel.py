@@ -56,10 +56,10 @@ def mock() -> Iterator[RunningMock]:
 
 
 @pytest.fixture
-def guarded(mock: RunningMock) -> RunningMock:
+def guarded() -> Iterator[RunningMock]:
     """The mock as it runs off loopback: its control API wants the token."""
-    mock.runtime.control_token = TOKEN
-    return mock
+    with start_mock(seed=0, start=START, validate_responses=True, control_token=TOKEN) as running:
+        yield running
 
 
 def _create_code(mock: RunningMock, title: str, expires: datetime, intercom: int = 180) -> dict[str, Any]:
@@ -284,34 +284,36 @@ def test_off_loopback_the_panel_wants_the_control_token(guarded: RunningMock) ->
     assert httpx.get(control + "/panel", headers={"X-Mock-Control-Token": TOKEN}).status_code == 200
 
 
-def test_the_token_in_the_address_becomes_a_cookie_for_the_control_api(guarded: RunningMock) -> None:
-    control = guarded.urls["control"]
-    port = guarded.base_url.rsplit(":", 1)[1]
-    kept = httpx.get(control + "/panel", params={"token": TOKEN})
-    assert kept.status_code == 303 and kept.headers["location"] == "panel"  # the address without the token
-    cookie = kept.headers["set-cookie"]
-    assert cookie.startswith(f"doorcodes_control_{port}={TOKEN};")
-    assert {"httponly", "samesite=strict", "path=/_mock"} <= {part.strip().lower() for part in cookie.split(";")}
+def test_the_token_in_the_address_becomes_a_cookie_for_the_control_api() -> None:
+    with start_mock(
+        seed=0, start=START, validate_responses=True, control_token=TOKEN, public_url="https://mock.example"
+    ) as guarded:
+        control = guarded.urls["control"]
+        port = guarded.base_url.rsplit(":", 1)[1]
+        kept = httpx.get(control + "/panel", params={"token": TOKEN})
+        assert kept.status_code == 303 and kept.headers["location"] == "panel"  # the address without the token
+        cookie = kept.headers["set-cookie"]
+        assert cookie.startswith(f"doorcodes_control_{port}={TOKEN};")
+        assert {"httponly", "samesite=strict", "path=/_mock"} <= {part.strip().lower() for part in cookie.split(";")}
 
-    jar = {f"doorcodes_control_{port}": TOKEN}
-    with httpx.Client(base_url=control, cookies=jar) as browser:
-        assert browser.get("/panel").status_code == 200
-        assert browser.get("/panel/state").status_code == 200
-        own = {"Origin": guarded.base_url}
-        assert browser.post("/clock/advance", json={"seconds": 1}, headers=own).status_code == 200
-        # Another site on the same host (SameSite ignores ports) does not get the cookie's power.
-        foreign = {"Origin": "http://127.0.0.1:1"}
-        assert browser.post("/clock/advance", json={"seconds": 1}, headers=foreign).status_code == 401
-        # Behind a proxy the page's origin is the public URL's.
-        guarded.runtime.public_url = "https://mock.example"
-        proxied = {"Origin": "https://mock.example"}
-        assert browser.post("/clock/advance", json={"seconds": 1}, headers=proxied).status_code == 200
-        # The address carries the token to the panel's page only.
-        assert httpx.get(control + "/clock", params={"token": TOKEN}).status_code == 401
-    with connect(_live_url(guarded), additional_headers={"Cookie": f"doorcodes_control_{port}={TOKEN}"}) as socket:
-        assert _next_state(socket)["intercoms"]
-    journal = httpx.get(control + "/journal", headers={"X-Mock-Control-Token": TOKEN}).text
-    assert TOKEN not in journal
+        jar = {f"doorcodes_control_{port}": TOKEN}
+        with httpx.Client(base_url=control, cookies=jar) as browser:
+            assert browser.get("/panel").status_code == 200
+            assert browser.get("/panel/state").status_code == 200
+            own = {"Origin": guarded.base_url}
+            assert browser.post("/clock/advance", json={"seconds": 1}, headers=own).status_code == 200
+            # Another site on the same host (SameSite ignores ports) does not get the cookie's power.
+            foreign = {"Origin": "http://127.0.0.1:1"}
+            assert browser.post("/clock/advance", json={"seconds": 1}, headers=foreign).status_code == 401
+            # Behind a proxy the page's origin is the public URL's.
+            proxied = {"Origin": "https://mock.example"}
+            assert browser.post("/clock/advance", json={"seconds": 1}, headers=proxied).status_code == 200
+            # The address carries the token to the panel's page only.
+            assert httpx.get(control + "/clock", params={"token": TOKEN}).status_code == 401
+        with connect(_live_url(guarded), additional_headers={"Cookie": f"doorcodes_control_{port}={TOKEN}"}) as socket:
+            assert _next_state(socket)["intercoms"]
+        journal = httpx.get(control + "/journal", headers={"X-Mock-Control-Token": TOKEN}).text
+        assert TOKEN not in journal
 
 
 def test_the_banner_links_the_panel_with_the_token_when_one_is_needed() -> None:

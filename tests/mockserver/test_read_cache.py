@@ -67,7 +67,7 @@ def pair(passing: PassingTime) -> Iterator[tuple[RunningMock, RunningMock]]:
             read_cache=False,
         ) as computed,
     ):
-        assert cached.runtime.read_cache is not None and computed.runtime.read_cache is None
+        assert cached.app.read_cache is not None and computed.app.read_cache is None
         yield cached, computed
 
 
@@ -188,7 +188,7 @@ def _access_code(mock: RunningMock, client: httpx.Client, key: str = ML["X-API-K
 
 
 def test_a_repeated_read_is_served_kept_until_the_qr_code_expires(mock: RunningMock, time_passing: PassingTime) -> None:
-    cache = mock.runtime.read_cache
+    cache = mock.app.read_cache
     assert cache is not None
     with httpx.Client() as client:
         first = _access_code(mock, client)  # draws the QR code: a write, so this answer is not kept
@@ -203,7 +203,7 @@ def test_a_repeated_read_is_served_kept_until_the_qr_code_expires(mock: RunningM
 
 
 def test_a_write_ends_every_kept_answer(mock: RunningMock) -> None:
-    cache = mock.runtime.read_cache
+    cache = mock.app.read_cache
     assert cache is not None
     list_url = f"{mock.urls['vms']}/api/v1/intercom/codes"
     with httpx.Client() as client:
@@ -236,7 +236,7 @@ def test_a_listed_code_shows_expired_once_its_time_has_passed(mock: RunningMock,
 
 
 def test_auth_limits_and_faults_run_before_a_kept_answer(mock: RunningMock) -> None:
-    cache = mock.runtime.read_cache
+    cache = mock.app.read_cache
     assert cache is not None
     with httpx.Client() as client:
         assert _access_code(mock, client).status_code == 200  # draws the QR code
@@ -264,16 +264,16 @@ def test_a_kept_answer_carries_no_headers_another_request_was_given(validate_res
             plain = client.get(url, params={"intercom_id": HOUSE}, headers=SEAM)
             assert "access-control-allow-origin" not in plain.headers
             assert browser.headers.get_list("access-control-allow-origin") == ["*"]
-        assert mock.runtime.read_cache is not None and mock.runtime.read_cache.hits >= 4
+        assert mock.app.read_cache is not None and mock.app.read_cache.hits >= 4
 
 
 def test_nothing_is_kept_without_a_revision_or_when_switched_off() -> None:
     class UnseenWrites(MemoryStore):
         revision = None  # type: ignore[assignment]
 
-    assert create_app(store=UnseenWrites(), seed=0).runtime.read_cache is None
-    assert create_app(seed=0, read_cache=False).runtime.read_cache is None
-    assert create_app(seed=0, pipeline="connexion").runtime.read_cache is None
+    assert create_app(store=UnseenWrites(), seed=0).read_cache is None
+    assert create_app(seed=0, read_cache=False).read_cache is None
+    assert create_app(seed=0, pipeline="connexion").read_cache is None
 
 
 # -- the store's revision ------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ def _ours(text: str) -> datetime | None:
         return None
 
 
-@settings(max_examples=2000)
+@settings(max_examples=2000, deadline=None)  # an equivalence, not a timing: a loaded CI machine must not fail it
 @given(_TEXTS)
 @example("2030-06-01 10:00")
 @example("2030-02-30 10:00")
