@@ -66,6 +66,9 @@ RoutedAPI = _abstract.RoutedAPI
 RoutedMiddleware = _abstract.RoutedMiddleware
 #: where the routing middleware puts the routed operation in the scope's extensions
 ROUTING_CONTEXT: str = _abstract.ROUTING_CONTEXT
+#: where Connexion's request keeps what security found (`user`, `token_info`) in the scope's extensions; Connexion
+#: names it without a constant (lifecycle.py, middleware/context.py)
+REQUEST_CONTEXT = "connexion_context"
 FloatConverter = _frameworks.FloatConverter
 IntegerConverter = _frameworks.IntegerConverter
 starlettify_path = _frameworks.starlettify_path

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.types import Scope
 
 from ..choices import Choices
+from .connexion_internals import REQUEST_CONTEXT, ROUTING_CONTEXT
 
 if t.TYPE_CHECKING:
     from ..runtime import Runtime
@@ -48,14 +49,14 @@ class RequestContext:
     @property
     def operation_id(self) -> str | None:
         """The contract's operationId once the request is routed (None before, or for an unrouted path)."""
-        operation_id = self.scope["extensions"].get("connexion_routing", {}).get("operation_id")
+        operation_id = self.scope["extensions"].get(ROUTING_CONTEXT, {}).get("operation_id")
         # The resolver turns the contract's operationId into a module path; the contract's name is its end.
         return operation_id.rsplit(".", 1)[-1] if operation_id else None
 
     @property
     def token_info(self) -> dict[str, t.Any] | None:
         """What the security handler answered for the credential, once it accepted one."""
-        return self.scope["extensions"].get("connexion_context", {}).get("token_info")
+        return self.scope["extensions"].get(REQUEST_CONTEXT, {}).get("token_info")
 
 
 current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("mockserver_request")
