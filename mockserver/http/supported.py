@@ -33,7 +33,7 @@ def require(
     needed: t.Iterable[tuple[object, str]] = (),
 ) -> None:
     """Raise `UnsupportedFramework` unless ``lowest <= installed < below`` and each ``(owner, name)`` exists."""
-    shown = _shown(installed)
+    shown = _shown(installed, max(2, len(lowest)))  # 0.52.0 against a bound of 0.52.4 names the patch release
     tested = f">={'.'.join(map(str, lowest))},<{'.'.join(map(str, below))}"
     if not lowest <= installed < below:
         raise UnsupportedFramework(f"unsupported {framework} {shown}: this mock is tested with {framework}{tested}")
@@ -47,8 +47,8 @@ def unsupported(framework: str, reason: str) -> UnsupportedFramework:
     return UnsupportedFramework(f"unsupported {framework} {_shown(release(framework))}: {reason}")
 
 
-def _shown(installed: tuple[int, ...]) -> str:
-    return ".".join(map(str, installed[:2]))
+def _shown(installed: tuple[int, ...], parts: int = 2) -> str:
+    return ".".join(map(str, installed[:parts]))
 
 
 #: the modules that check a framework when imported

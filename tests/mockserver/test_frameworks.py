@@ -72,7 +72,9 @@ def test_a_release_outside_the_range_is_refused() -> None:
         require("connexion", (3, 1, 0), (3, 3), (3, 4))
     with pytest.raises(UnsupportedFramework, match=r"^unsupported starlette 1\.11: "):
         require("starlette", (1, 11, 2), (1, 7), (1, 11))
-    require("uvicorn", (0, 54, 0), (0, 50), (0, 55))
+    with pytest.raises(UnsupportedFramework, match=r"^unsupported uvicorn 0\.52\.0: .* uvicorn>=0\.52\.4,<0\.55$"):
+        require("uvicorn", (0, 52, 0), (0, 52, 4), (0, 55))
+    require("uvicorn", (0, 54, 0), (0, 52, 4), (0, 55))
 
 
 def test_a_missing_piece_is_named() -> None:
