@@ -43,11 +43,13 @@ from .http.middleware import LimitsAndFaults, MockHttpMiddleware, routing_info
 from .http.pipeline import FastPipeline
 from .http.read_cache import ReadCache
 from .http.security import security_map
+from .http.unavailable import unavailable
 from .http.validation import VALIDATOR_MAP
 from .index import Index
 from .push import PusherHub
 from .runtime import Runtime, Settings
 from .store import Store, open_store
+from .store.base import StoreUnavailable
 from .vendors.magicline import MagiclineVendor
 from .vendors.seam import SeamVendor
 from .vendors.vms import VmsVendor, push_subscriber
@@ -135,7 +137,8 @@ def create_app(
         seed=seed,
         choices=Choices(given_choices),
     )
-    with store.transaction():  # with a shared store, two replicas starting at once fill it once
+
+    def start() -> None:  # one operation: with a shared store, two replicas starting at once fill it once
         if building.is_empty():
             runtime.reset()
         else:
@@ -150,6 +153,8 @@ def create_app(
                 building.save_meta("pusher", {"secret": runtime.pusher_app_secret})
             else:
                 runtime.pusher_app_secret = pusher["secret"]
+
+    building.atomically(start)
     clock.on_change = lambda _clock: (
         runtime.save_clock(),
         building.tick(),
@@ -240,6 +245,9 @@ def _as_api_error(vendor: Any, request: ConnexionRequest, exc: Exception, operat
         return vendor.invalid(request, exc, operation_id)
     if isinstance(exc, DomainError):
         return vendor.domain_error(request, exc, operation_id)
+    if isinstance(exc, StoreUnavailable):
+        log.warning("the shared building was unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return unavailable(vendor, request, operation_id)
     if isinstance(exc, UnsupportedMediaTypeProblem):
         return vendor.invalid(
             request,
@@ -325,6 +333,8 @@ def _problem(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
         title, detail = "Refused", exc.message
     elif isinstance(exc, ValueError):
         status, title, detail = 400, "Bad Request", str(exc)
+    elif isinstance(exc, StoreUnavailable):
+        status, title, detail = 503, "Service Unavailable", str(exc)
     else:
         log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
         status, title, detail = 500, "Internal Server Error", "Unexpected error"

@@ -14,6 +14,7 @@ from .http.faults import Faults
 from .http.journal import Journal
 from .http.ratelimit import FixedWindowLimiter
 from .panel_feed import PanelFeed
+from .store.base import StoreUnavailable
 
 if TYPE_CHECKING:
     from .http.read_cache import ReadCache
@@ -131,9 +132,14 @@ class Runtime:
         self.faults.on_change = save_faults
 
     def sync_shared(self) -> None:
-        """Before a request: take the clock and faults another replica changed since this one last looked."""
+        """Before a request: take the clock and faults another replica changed since this one last looked.
+        When the shared state cannot be reached, the request goes on with what this replica last saw: one that
+        needs the building then gets its operation's answer for an unavailable building."""
         shared = (("clock", self.clock.restore), ("faults", self.faults.load), ("choices", self.restore_choices))
-        found = self.building.meta_versions([name for name, _ in shared])
+        try:
+            found = self.building.meta_versions([name for name, _ in shared])
+        except StoreUnavailable:
+            return
         for (name, apply), (version, data) in zip(shared, found, strict=True):
             if data is not None and version != self._seen.get(name):
                 self._seen[name] = version
