@@ -6,9 +6,9 @@ other replicas committing first past the deadline): in the vendor's body, at a s
   ``Retry-After``: the one declared answer that tells a client to send the same request again shortly, which is
   what an unavailable building asks of it.
 - Seam declares 500 on the two operations that drive a device (unlock, delete a code), with an error id; those get
-  500 and the id ``SERVICE_UNAVAILABLE``. Every other Seam operation declares only 400, 401 and 404 besides
-  success; 401 would send a client to log in again and 404 would say the thing is gone, so they get 400 with that
-  id and a message that says to try again.
+  500 and the id ``SERVICE_UNAVAILABLE``. The others declare only client errors besides success: 404 would say the
+  thing is gone, so they get 400 (the request could not be served as sent) with that id and a message that says to
+  try again; the one that declares neither, listing the intercoms, gets 401 with that id.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def unavailable(vendor: Vendor, request: ConnexionRequest, operation_id: str | N
         return vendor.status(request, 503, operation_id)
     if 429 in declared:
         return vendor.rate_limited(request, RETRY_AFTER_S)
-    if vendor.name == "seam" and (500 in declared or 400 in declared):
-        status = 500 if 500 in declared else 400
-        return ApiError(status, {"error_id": "SERVICE_UNAVAILABLE", "error_message": MESSAGE})
+    if vendor.name == "seam":
+        for status in (500, 400, 401):
+            if status in declared:
+                return ApiError(status, {"error_id": "SERVICE_UNAVAILABLE", "error_message": MESSAGE})
     return vendor.server_error(request)  # no operation was routed: there is no declaration to choose from
