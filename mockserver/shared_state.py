@@ -14,6 +14,7 @@ import orjson
 import redis
 
 from .http.journal import Journal, JournalEntry, redacted
+from .turn_batch import TurnBatch
 
 # Atomic check-and-count of one fixed window, with FixedWindowLimiter's semantics (times as decimal strings: Lua's
 # own number formatting would round epoch seconds). Keys expire a day after their last hit (real time).
@@ -112,6 +113,13 @@ class RedisJournal(Journal):
         self._list = f"{namespace}:journal"
         self._ids_key = f"{namespace}:journal-ids"
         self._append = self._redis.register_script(_APPEND)
+        self._batch: TurnBatch[bytes] = TurnBatch(self._send, "journal entries")
+
+    def _send(self, encoded: list[bytes]) -> None:
+        with self._redis.pipeline(transaction=False) as pipe:
+            for raw in encoded:
+                self._append(keys=[self._list, self._ids_key], args=[raw, self.size], client=pipe)
+            pipe.execute()
 
     def resize(self, size: int) -> None:
         self.size = size
@@ -123,17 +131,20 @@ class RedisJournal(Journal):
     def add(self, entry: JournalEntry) -> None:
         if self.size <= 0:
             return
-        self._append(keys=[self._list, self._ids_key], args=[_encode(redacted(entry)), self.size])
+        self._batch.add(_encode(redacted(entry)))
 
     def clear(self) -> None:
+        self._batch.discard()
         self._redis.delete(self._list)
 
     def _all(self) -> list[JournalEntry]:
+        self._batch.flush()
         entries = [_decode(raw) for raw in self._redis.lrange(self._list, 0, -1)]
         entries.sort(key=lambda entry: entry.id)  # replicas append concurrently; ids give the order
         return entries
 
     def close(self) -> None:
+        self._batch.flush()
         with contextlib.suppress(redis.RedisError):
             self._redis.close()
 
