@@ -113,12 +113,22 @@ class RedisJournal(Journal):
         self._list = f"{namespace}:journal"
         self._ids_key = f"{namespace}:journal-ids"
         self._append = self._redis.register_script(_APPEND)
+        self._redis.script_load(_APPEND)
         self._batch: TurnBatch[bytes] = TurnBatch(self._send, "journal entries")
 
     def _send(self, encoded: list[bytes]) -> None:
+        # EVALSHA by hand: a script object in a pipeline asks Redis whether it knows the script on every send.
+        try:
+            self._send_once(encoded)
+        except redis.exceptions.NoScriptError:  # Redis restarted and forgot it
+            self._append = self._redis.register_script(_APPEND)
+            self._redis.script_load(_APPEND)
+            self._send_once(encoded)
+
+    def _send_once(self, encoded: list[bytes]) -> None:
         with self._redis.pipeline(transaction=False) as pipe:
             for raw in encoded:
-                self._append(keys=[self._list, self._ids_key], args=[raw, self.size], client=pipe)
+                pipe.evalsha(self._append.sha, 2, self._list, self._ids_key, raw, self.size)
             pipe.execute()
 
     def resize(self, size: int) -> None:

@@ -24,6 +24,7 @@ sending, ``half`` sent, ``after`` Redis applied it) acts on the first commit tha
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import os
 import signal
@@ -123,6 +124,13 @@ return out
 Raw = tuple[int, str, dict[str, tuple[str, int]]]
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def _encode_value(version: int, data: str, index: dict[str, tuple[str, int]]) -> str:
     return f"{version}\n{data}\n{orjson.dumps(index).decode()}"
 
@@ -176,6 +184,8 @@ class RedisStore:
         self._rev = 0
         #: set when the mirror may miss a commit (a commit's answer was lost): catch up whatever the view says
         self._behind = True
+        #: the event loop in whose current turn the mirror caught up (see `_mark_turn`)
+        self._turn_caught_up: asyncio.AbstractEventLoop | None = None
         self._depth = 0
         #: what the open transaction changed: records, counters, or everything (a load or clear)
         self._dirty: set[tuple[str, str]] = set()
@@ -377,15 +387,34 @@ class RedisStore:
 
     def _fresh(self) -> None:
         """Catch up before a read, unless inside a transaction (it reads what it began with) or a view that
-        has caught up already."""
+        has caught up already, or that may take the catch-up of this turn of the event loop (`_turn_caught_up`)."""
         if self._depth:
             return
         view = _VIEW.get()
         if view is None or view.store is not self:
             self._catch_up()
-        elif not view.caught_up or self._behind:
+        elif self._behind or not (view.caught_up or self._turn_caught_up is _running_loop() is not None):
             self._catch_up()
+            self._mark_turn()
             view.caught_up = True
+        else:
+            view.caught_up = True
+
+    def _mark_turn(self) -> None:
+        """Note that the mirror caught up in this turn of the event loop, until the turn ends.
+
+        Everything that runs in a turn of the loop was scheduled in an earlier turn, so every request whose handling
+        runs now was received before this turn began, hence before this catch-up: whatever any replica had
+        acknowledged when such a request was sent, this catch-up has. Under load a turn handles many requests, and
+        they share one round trip. The note is cleared by a callback scheduled now; a callback scheduled later
+        (a request received after the catch-up) runs after it. Outside an event loop nothing is shared."""
+        loop = _running_loop()
+        if loop is not None and self._turn_caught_up is not loop:
+            self._turn_caught_up = loop
+            loop.call_soon(self._end_turn)
+
+    def _end_turn(self) -> None:
+        self._turn_caught_up = None
 
     def _call(self, command: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """One call to Redis; out of reach or too slow, `StoreUnavailable`."""
