@@ -56,7 +56,7 @@ class RedisFanout:
                 self.hub.publish_nowait(channel, event, data, exclude_socket_id=exclude)
 
     def close(self) -> None:
-        self._batch.flush()
+        self._batch.close()
         with contextlib.suppress(redis.RedisError):
             self._pubsub.close()
             self._redis.close()

@@ -145,16 +145,17 @@ class RedisJournal(Journal):
 
     def clear(self) -> None:
         self._batch.discard()
+        self._batch.drain()
         self._redis.delete(self._list)
 
     def _all(self) -> list[JournalEntry]:
-        self._batch.flush()
+        self._batch.drain()
         entries = [_decode(raw) for raw in self._redis.lrange(self._list, 0, -1)]
         entries.sort(key=lambda entry: entry.id)  # replicas append concurrently; ids give the order
         return entries
 
     def close(self) -> None:
-        self._batch.flush()
+        self._batch.close()
         with contextlib.suppress(redis.RedisError):
             self._redis.close()
 
