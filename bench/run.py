@@ -593,21 +593,27 @@ def bench_replicas(args: argparse.Namespace, work: Path, report: dict[str, Any])
             stack.enter_context(
                 process(ours(memory_port, fixtures=fixtures), f"http://127.0.0.1:{memory_port}/seam/health")
             )
+            bases = {"memory": [memory_port], "replicas_1": ports[:1], "replicas_2": ports}
             for scenario in wanted:
                 script = wrk_script(scenario["method"], scenario["headers"], scenario.get("body"))
-                row: dict[str, Any] = {"scenario": scenario["name"]}
-                url = f"http://127.0.0.1:{memory_port}/{scenario['api']}{scenario['path']}"
-                wrk(url, script, seconds=args.warmup, connections=args.connections, threads=args.wrk_threads)
-                row["memory"] = wrk(
-                    url, script, seconds=args.duration, connections=args.connections, threads=args.wrk_threads
+                urls = {
+                    who: [f"http://127.0.0.1:{port}/{scenario['api']}{scenario['path']}" for port in where]
+                    for who, where in bases.items()
+                }
+                load = functools.partial(
+                    wrk_many, script=script, connections=args.connections, threads=args.wrk_threads
                 )
-                for count in (1, 2):
-                    urls = [f"http://127.0.0.1:{port}/{scenario['api']}{scenario['path']}" for port in ports[:count]]
-                    wrk_many(urls, script, seconds=args.warmup, connections=args.connections, threads=args.wrk_threads)
-                    row[f"replicas_{count}"] = wrk_many(
-                        urls, script, seconds=args.duration, connections=args.connections, threads=args.wrk_threads
-                    )
-                row["ratio_1"] = round(row["replicas_1"]["rps"] / row["memory"]["rps"], 2)
+                for who in bases:
+                    load(urls[who], seconds=args.warmup)
+                # Taking turns, as in the load part: this machine's speed changes from one second to the next.
+                rounds: dict[str, list[dict[str, Any]]] = {who: [] for who in bases}
+                whos = list(bases)
+                for number in range(args.rounds):
+                    for who in whos[number % len(whos) :] + whos[: number % len(whos)]:
+                        rounds[who].append(load(urls[who], seconds=args.duration))
+                row: dict[str, Any] = {"scenario": scenario["name"]}
+                row |= {who: summarise(rounds[who], 0) for who in bases}
+                row["ratio_1"] = ratio_of_rounds(rounds["replicas_1"], rounds["memory"])
                 rows.append(row)
                 print(
                     f"  redis {scenario['name']}: memory {row['memory']['rps']}, replicas "
