@@ -45,6 +45,10 @@ T = TypeVar("T")
 LOG_LENGTH = 10_000
 #: how long one call to Redis may take, and how long a write outside a transaction is retried under contention
 TIMEOUT_S = 0.5
+#: how long a commit that replaces everything may take (it holds Redis, and the other replicas, that long)
+BULK_TIMEOUT_S = 30.0
+#: records read per call when a replica reloads everything (each call holds Redis only briefly)
+RELOAD_CHUNK = 2_000
 DIE_ENV = "DOORCODES_DIE_IN_COMMIT"
 
 # Answers {ok, revision} when the caller's revision (ARGV[1] / mine) is current, {ok, revision, entries...} with
@@ -111,16 +115,6 @@ return {1, rev}
 """
 )
 
-# KEYS: rev, kinds, seq. ARGV: the prefix of the kinds' hashes. Answers {revision, counters, kind, records, ...}.
-_RELOAD = """
-local out = {tonumber(redis.call('GET', KEYS[1]) or '0'), redis.call('HGETALL', KEYS[3])}
-for _, kind in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  table.insert(out, kind)
-  table.insert(out, redis.call('HGETALL', ARGV[1] .. kind))
-end
-return out
-"""
-
 Raw = tuple[int, str, dict[str, tuple[str, int]]]
 
 
@@ -178,7 +172,9 @@ class RedisStore:
         self._prefix = f"{namespace}:k:"
         self._catch_up_script = self._redis.register_script(_CATCH_UP)
         self._commit_script = self._redis.register_script(_COMMIT)
-        self._reload_script = self._redis.register_script(_RELOAD)
+        # Commits that replace everything (a reset, a restore) may take Redis a while: a client that waits longer.
+        self._bulk = redis.Redis.from_url(url, decode_responses=True, socket_timeout=BULK_TIMEOUT_S)
+        self._bulk_commit_script = self._bulk.register_script(_COMMIT)
         self._mirror = MemoryStore()
         #: the namespace's revision the mirror holds (outside a transaction)
         self._rev = 0
@@ -366,8 +362,9 @@ class RedisStore:
             _VIEW.reset(token)
 
     def close(self) -> None:
-        """Release the connection pool; the store must not be used afterwards."""
+        """Release the connection pools; the store must not be used afterwards."""
         self._redis.close()
+        self._bulk.close()
 
     # -- internals -----------------------------------------------------------------------------------------
 
@@ -449,19 +446,32 @@ class RedisStore:
         self._behind = False
 
     def _reload(self) -> None:
+        """Read the whole state again, in short calls that other replicas' commits may fall between: then the log
+        entries from the revision read first to the one read last are applied over what was read. Each entry
+        sets whole records and counters, so applying it again where a read already saw it changes nothing, and
+        the mirror ends exactly at the last revision."""
         keys = self._keys
-        reply = self._call(self._reload_script, keys=[keys["rev"], keys["kinds"], keys["seq"]], args=[self._prefix])
-        rev, flat_sequences, rest = reply[0], reply[1], reply[2:]
-        records: list[DumpedRecord] = []
-        for at in range(0, len(rest), 2):
-            kind, flat = rest[at], rest[at + 1]
-            for pos in range(0, len(flat), 2):
-                version, data, index = _decode_value(flat[pos + 1])
-                records.append((kind, flat[pos], version, data, index))
-        sequences = {flat_sequences[at]: int(flat_sequences[at + 1]) for at in range(0, len(flat_sequences), 2)}
-        self._mirror.load_parsed(records, sequences)
-        self._rev = int(rev)
-        self._behind = False
+        for _ in range(5):
+            first = int(self._call(self._redis.get, keys["rev"]) or 0)
+            records: list[DumpedRecord] = []
+            for kind in sorted(self._call(self._redis.smembers, keys["kinds"])):
+                values: dict[str, str] = {}
+                cursor = 0
+                while True:
+                    cursor, chunk = self._call(self._redis.hscan, self._prefix + kind, cursor, count=RELOAD_CHUNK)
+                    values.update(chunk)
+                    if not cursor:
+                        break
+                records += [(kind, key, *_decode_value(value)) for key, value in values.items()]
+            flat = self._call(self._redis.hgetall, keys["seq"])
+            since = self._call(self._catch_up_script, keys=[keys["rev"], keys["log"]], args=[first])[1:]
+            if since[1:2] == ["reload"]:
+                continue  # everything was replaced while it was read: read again
+            self._mirror.load_parsed(records, {name: int(value) for name, value in flat.items()})
+            self._rev = first
+            self._apply(since)
+            return
+        raise StoreUnavailable(f"{self.namespace!r} kept being replaced while this replica read it")
 
     def _commit(self) -> list[Any] | None:
         """Send the open transaction's changes; None when Redis kept them, else the catch-up answer."""
@@ -488,7 +498,8 @@ class RedisStore:
         dying = self._die_at[0] if any(kind == self._die_at[1] for kind, _, _ in records) else ""
         if dying in ("before", "half"):
             self._die(dying, keys, args)
-        reply = self._call(self._commit_script, keys=keys, args=args)
+        script = self._bulk_commit_script if self._replaced else self._commit_script
+        reply = self._call(script, keys=keys, args=args)
         if dying == "after":
             self._die(dying, keys, args)
         if reply[0] == 1:

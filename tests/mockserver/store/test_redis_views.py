@@ -97,3 +97,43 @@ def test_a_commit_refused_because_another_replica_came_first_keeps_nothing_and_c
     assert mine.get("door", "b") is None
     assert other.get("door", "b") is None
     assert mine.get("door", "a").data == {"v": 2}  # type: ignore[union-attr]
+
+
+def test_a_reload_that_other_commits_fall_between_ends_exactly_at_the_last_of_them(
+    pair: tuple[RedisStore, RedisStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replica reloads everything in short reads; the other replica commits between them (creating, changing and
+    deleting records already read, not yet read, and of a new kind); the mirror ends equal to Redis."""
+    import mockserver.store.redis_store as redis_store
+
+    mine, other = pair
+    with other.transaction():  # a hash past hash-max-listpack-entries is a table, read by HSCAN in chunks
+        for n in range(600):
+            other.put("door", f"d{n:03d}", {"n": n}, index={"by_site": ("s", n)})
+        other.next_id("seq")
+    monkeypatch.setattr(redis_store, "RELOAD_CHUNK", 50)
+    scan = mine._redis.hscan
+    moves = iter(
+        [
+            lambda: other.put("door", "d000", {"n": 1000}, index={"by_site": ("s", 1000)}),
+            lambda: other.delete("door", "d599"),
+            lambda: (other.put("member", "m", {"new": True}), other.next_id("seq")),
+            lambda: other.put("door", "d600", {"n": 600}),
+        ]
+    )
+
+    calls = 0
+
+    def interleaved(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        answer = scan(*args, **kwargs)
+        next(moves, lambda: None)()
+        return answer
+
+    monkeypatch.setattr(mine._redis, "hscan", interleaved)
+    mine._reload()
+    monkeypatch.undo()
+    assert calls >= 4, "the reload read in one go: nothing fell between its reads"
+    assert mine._mirror.dump() == other.dump()
+    assert mine.count("by_site", "s") == 599
