@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from ..store.base import Record, Store
+from ..store.base import Record, Store, View
 from .clock import Clock
 from .codes import Codes
 from .credentials import Credentials
@@ -369,9 +368,9 @@ class Building:
         when another replica committed first (starting replicas fill an empty shared building once)."""
         return self._unit.write(function)
 
-    def view(self) -> AbstractContextManager[None]:
+    def view(self) -> View:
         """A block (one request) that reads the shared state as of its first read: other replicas' commits
-        are caught up with once in it, not before every read (see `Store.view`)."""
+        are caught up with once in it, not before every read (see `Store.view`; ``with`` or ``async with``)."""
         return self.store.view()
 
     def meta_versions(self, names: list[str]) -> list[tuple[int, dict[str, Any] | None]]:

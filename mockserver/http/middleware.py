@@ -71,8 +71,9 @@ class MockHttpMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.runtime.shared:
-            # One request, one view of the shared building: other replicas' commits are caught up with once.
-            with self.runtime.building.view():
+            # One request, one view of the shared building: other replicas' commits are caught up with once, fetched
+            # without blocking the event loop.
+            async with self.runtime.building.view():
                 await self._call(scope, receive, send)
             return
         await self._call(scope, receive, send)

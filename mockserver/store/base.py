@@ -63,6 +63,18 @@ class Page:
     total: int
 
 
+class View(Protocol):
+    """What `Store.view` answers: a context manager, for ``with`` and for ``async with``."""
+
+    def __enter__(self) -> Any: ...
+
+    def __exit__(self, *exc: Any) -> Any: ...
+
+    async def __aenter__(self) -> Any: ...
+
+    async def __aexit__(self, *exc: Any) -> Any: ...
+
+
 class Store(Protocol):
     """What the building needs from a backend. See the module docstring for the model."""
 
@@ -124,10 +136,11 @@ class Store(Protocol):
         """Group writes: all of them are kept, or (on an exception) none. Nests (inner blocks join the outer).
         A shared backend may refuse the outermost block's commit with `CommitConflict`."""
 
-    def view(self) -> AbstractContextManager[None]:
+    def view(self) -> View:
         """A block (one request) whose reads see at least the state as of its first read, other processes'
         commits included: a shared backend catches up once, at that read, instead of before every read outside a
-        transaction. A no-op for a backend only this process writes."""
+        transaction; entered with ``async with``, it fetches that catch-up without blocking the event loop. A
+        no-op for a backend only this process writes."""
 
     def dump(self) -> dict[str, Any]:
         """The whole state as JSON-able data (records, index entries and counters)."""

@@ -348,7 +348,7 @@ class MemoryStore:
         done)."""
         return undo_scope(self)
 
-    def view(self) -> AbstractContextManager[None]:
+    def view(self) -> contextlib.nullcontext[None]:
         """Nothing to catch up with: only this process writes."""
         return contextlib.nullcontext()
 

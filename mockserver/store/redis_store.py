@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 import orjson
 import redis
+import redis.asyncio
 
 from .base import CommitConflict, IndexEntries, Page, Record, StoreUnavailable
 from .memory import DumpedRecord, MemoryStore, parse_dump
@@ -135,13 +136,32 @@ def _decode_value(value: str) -> Raw:
 
 
 class _View:
-    """One request's view of one store: whether it has caught up yet."""
+    """One request's view of one store (`RedisStore.view`): whether it has caught up, and what was fetched for it.
+    Entered with ``async with``, it fetches the catch-up without blocking the event loop; the mirror applies it at
+    the view's first read."""
 
-    __slots__ = ("caught_up", "store")
+    __slots__ = ("caught_up", "fetched", "store", "token")
 
     def __init__(self, store: RedisStore) -> None:
         self.store = store
         self.caught_up = False
+        #: (the mirror's revision the fetch started from, the catch-up answer), or None
+        self.fetched: tuple[int, list[Any]] | None = None
+        self.token: contextvars.Token[_View | None] | None = None
+
+    def __enter__(self) -> None:
+        self.token = _VIEW.set(self)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.token is not None:
+            _VIEW.reset(self.token)
+
+    async def __aenter__(self) -> None:
+        self.token = _VIEW.set(self)
+        self.fetched = await self.store._fetch_for_turn()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.__exit__()
 
 
 _VIEW: contextvars.ContextVar[_View | None] = contextvars.ContextVar("doorcodes_redis_view", default=None)
@@ -182,6 +202,9 @@ class RedisStore:
         self._behind = True
         #: the event loop in whose current turn the mirror caught up (see `_mark_turn`)
         self._turn_caught_up: asyncio.AbstractEventLoop | None = None
+        #: the catch-up fetched for the views entered in the current turn of a loop (see `_fetch_for_turn`)
+        self._turn_fetch: tuple[asyncio.AbstractEventLoop, asyncio.Task[tuple[int, list[Any]]]] | None = None
+        self._async: tuple[asyncio.AbstractEventLoop, Any, Any] | None = None
         self._depth = 0
         #: what the open transaction changed: records, counters, or everything (a load or clear)
         self._dirty: set[tuple[str, str]] = set()
@@ -352,14 +375,10 @@ class RedisStore:
             self._apply(refused)
             raise CommitConflict(f"another replica committed to {self.namespace!r} first")
 
-    @contextmanager
-    def view(self) -> Iterator[None]:
-        """Reads in the block catch up once, at the first of them (see `Store.view`)."""
-        token = _VIEW.set(_View(self))
-        try:
-            yield
-        finally:
-            _VIEW.reset(token)
+    def view(self) -> _View:
+        """Reads in the block catch up once, at the first of them (see `Store.view`); ``async with`` fetches that
+        catch-up without blocking the event loop, shared by the requests that enter a view in the same turn."""
+        return _View(self)
 
     def close(self) -> None:
         """Release the connection pools; the store must not be used afterwards."""
@@ -390,12 +409,16 @@ class RedisStore:
         view = _VIEW.get()
         if view is None or view.store is not self:
             self._catch_up()
-        elif self._behind or not (view.caught_up or self._turn_caught_up is _running_loop() is not None):
+            return
+        if view.caught_up and not self._behind:
+            return
+        if view.fetched is not None and not self._behind:
+            self._apply(view.fetched[1], since=view.fetched[0])
+            view.fetched = None
+        elif self._behind or self._turn_caught_up is not _running_loop() or self._turn_caught_up is None:
             self._catch_up()
             self._mark_turn()
-            view.caught_up = True
-        else:
-            view.caught_up = True
+        view.caught_up = True
 
     def _mark_turn(self) -> None:
         """Note that the mirror caught up in this turn of the event loop, until the turn ends.
@@ -413,6 +436,35 @@ class RedisStore:
     def _end_turn(self) -> None:
         self._turn_caught_up = None
 
+    async def _fetch_for_turn(self) -> tuple[int, list[Any]] | None:
+        """The catch-up answer for a view entered in this turn of the event loop: one fetch per turn, for the same
+        reason as `_mark_turn` (it starts after every request of the turn was received). None when it failed: the
+        view then catches up at its first read, which says why."""
+        loop = asyncio.get_running_loop()
+        if self._turn_fetch is None or self._turn_fetch[0] is not loop:
+            self._turn_fetch = (loop, loop.create_task(self._fetch(loop, self._rev)))
+            loop.call_soon(self._end_fetch_turn)
+        try:
+            return await asyncio.shield(self._turn_fetch[1])
+        except (redis.RedisError, OSError):
+            return None
+
+    def _end_fetch_turn(self) -> None:
+        self._turn_fetch = None
+
+    async def _fetch(self, loop: asyncio.AbstractEventLoop, mine: int) -> tuple[int, list[Any]]:
+        if self._async is None or self._async[0] is not loop:  # a client belongs to the loop it was made in
+            client = redis.asyncio.Redis.from_url(
+                self.url, decode_responses=True, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S
+            )
+            self._async = (loop, client, client.register_script(_CATCH_UP))
+        _, client, catch_up = self._async
+        keys = self._keys
+        rev = int(await client.get(keys["rev"]) or 0)
+        if rev == mine:
+            return mine, [rev]
+        return mine, (await catch_up(keys=[keys["rev"], keys["log"]], args=[mine]))[1:]
+
     def _call(self, command: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """One call to Redis; out of reach or too slow, `StoreUnavailable`."""
         try:
@@ -429,14 +481,19 @@ class RedisStore:
             return
         self._apply(self._call(self._catch_up_script, keys=[keys["rev"], keys["log"]], args=[self._rev])[1:])
 
-    def _apply(self, reply: list[Any]) -> None:
-        """Bring the mirror to what a catch-up answered: ``[revision, entries...]`` or ``[revision, 'reload']``."""
+    def _apply(self, reply: list[Any], *, since: int | None = None) -> None:
+        """Bring the mirror to what a catch-up from revision ``since`` (the mirror's own by default) answered:
+        ``[revision, entries...]`` (the entries after ``since``) or ``[revision, 'reload']``. The mirror may have
+        moved on since the fetch began (its own commits): the entries it holds already are skipped."""
         rev = int(reply[0])
+        if rev <= self._rev:
+            self._behind = False if since is None else self._behind
+            return
         if len(reply) == 2 and reply[1] == "reload":
             self._reload()
             return
         mirror = self._mirror
-        for entry in reply[1:]:
+        for entry in reply[1 + self._rev - (self._rev if since is None else since) :]:
             records, sequences = orjson.loads(entry)
             for kind, key, value in records:
                 mirror.set_raw(kind, key, None if value is None else _decode_value(value))

@@ -16,7 +16,7 @@ import json
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext
 from os import PathLike
 from typing import Any
 
@@ -306,7 +306,7 @@ class SqliteStore:
             [(value,)] = self._conn.execute(_NEXT_ID, (sequence, start)).fetchall()
         return value
 
-    def view(self) -> AbstractContextManager[None]:
+    def view(self) -> nullcontext[None]:
         """Nothing to catch up with: SQLite reads another connection's commits as they land."""
         return nullcontext()
 

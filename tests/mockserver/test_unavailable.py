@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 import mockserver.domain.unit
 from mockserver.contracts import load_contract
@@ -87,8 +88,12 @@ def test_redis_out_of_reach_answers_a_declared_status_in_the_vendors_body(
     def out_of_reach(*args: Any, **kwargs: Any) -> Any:
         raise StoreUnavailable("Redis at redis://nowhere: Connection refused")
 
+    async def fetch_out_of_reach(*args: Any, **kwargs: Any) -> Any:
+        raise redis.ConnectionError("Connection refused")
+
     with monkeypatch.context() as patch:
         patch.setattr(_store(mock), "_call", out_of_reach)
+        patch.setattr(_store(mock), "_fetch", fetch_out_of_reach)
         answer = _request(client, api, operation, code)
         # Reading no state, the health check still answers.
         assert client.get("/seam/health").status_code == 200

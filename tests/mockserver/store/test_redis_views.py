@@ -137,3 +137,33 @@ def test_a_reload_that_other_commits_fall_between_ends_exactly_at_the_last_of_th
     assert calls >= 4, "the reload read in one go: nothing fell between its reads"
     assert mine._mirror.dump() == other.dump()
     assert mine.count("by_site", "s") == 599
+
+
+def test_views_entered_in_one_turn_share_one_fetch_and_never_block_the_loop(
+    pair: tuple[RedisStore, RedisStore],
+) -> None:
+    mine, other = pair
+    blocking = _counting(mine)
+    fetches: list[int] = []
+    fetch = mine._fetch
+
+    async def counted(loop: asyncio.AbstractEventLoop, since: int) -> tuple[int, list]:
+        fetches.append(since)
+        return await fetch(loop, since)
+
+    mine._fetch = counted  # type: ignore[method-assign]
+
+    async def request() -> dict | None:
+        async with mine.view():
+            record = mine.get("door", "a")
+            return None if record is None else record.data
+
+    async def requests() -> tuple[list[dict | None], dict | None]:
+        together = await asyncio.gather(request(), request(), request())  # three requests of one turn
+        other.put("door", "a", {"v": 2})
+        return together, await request()
+
+    other.put("door", "a", {"v": 1})
+    assert asyncio.run(requests()) == ([{"v": 1}] * 3, {"v": 2})
+    assert len(fetches) == 2
+    assert blocking == []
