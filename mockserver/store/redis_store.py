@@ -157,8 +157,8 @@ class _View:
             _VIEW.reset(self.token)
 
     async def __aenter__(self) -> None:
-        self.token = _VIEW.set(self)
         self.fetched = await self.store._fetch_for_turn()
+        self.token = _VIEW.set(self)  # after the wait: a request cancelled while waiting leaves nothing set
 
     async def __aexit__(self, *exc: object) -> None:
         self.__exit__()
