@@ -272,3 +272,21 @@ def test_a_replica_killed_inside_a_commit_leaves_the_building_whole_and_the_othe
         store = RedisStore(REDIS_URL, namespace=namespace)
         store.clear()
         store.close()
+
+
+def test_an_answer_one_replica_kept_is_not_given_again_once_the_other_wrote(replicas: tuple[Replica, Replica]) -> None:
+    """Each replica keeps answers to reads while its copy of the building is unchanged; another replica's write
+    changes it, at the next request's catch-up."""
+    a, b = replicas
+    token = _login(a).headers["Authorization"]
+    with (
+        a.client("vms", **ALICE, Authorization=token) as vms_a,
+        b.client("vms", **ALICE, Authorization=token) as vms_b,
+    ):
+        listed = vms_b.get("/api/v1/intercom/codes", params={"per_page": 100})
+        assert vms_b.get("/api/v1/intercom/codes", params={"per_page": 100}).content == listed.content
+        body = {"title": "Kept?", "expired_at": "2030-02-01 00:00"}
+        created = vms_a.post("/api/v1/intercom/181/codes", json=body).json()
+        again = vms_b.get("/api/v1/intercom/codes", params={"per_page": 100}).json()
+        assert created in again["data"]
+        assert again["meta"]["total"] == listed.json()["meta"]["total"] + 1
