@@ -109,7 +109,8 @@ class RedisJournal(Journal):
 
     def __init__(self, url: str, namespace: str, size: int = 1000) -> None:
         super().__init__(size)
-        self._redis = redis.Redis.from_url(url)
+        # A bound on each call: the sender thread must not hang on a Redis that stopped answering.
+        self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self._list = f"{namespace}:journal"
         self._ids_key = f"{namespace}:journal-ids"
         self._append = self._redis.register_script(_APPEND)
