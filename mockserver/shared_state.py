@@ -58,12 +58,15 @@ class RedisLimiter:
             self._redis.delete(*keys)
 
 
-# One round trip per request: the id comes from a Redis counter as the entry is appended.
+# One call for the entries of a batch (ARGV: the journal's size, then the entries): each id comes from a Redis
+# counter as its entry is appended.
 _APPEND = """
-local id = redis.call('INCR', KEYS[2])
-redis.call('RPUSH', KEYS[1], id .. ' ' .. ARGV[1])
-redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
-return id
+local last = redis.call('INCRBY', KEYS[2], #ARGV - 1)
+for at = 2, #ARGV do
+  redis.call('RPUSH', KEYS[1], (last - #ARGV + at) .. ' ' .. ARGV[at])
+end
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
+return last
 """
 
 
@@ -114,23 +117,10 @@ class RedisJournal(Journal):
         self._list = f"{namespace}:journal"
         self._ids_key = f"{namespace}:journal-ids"
         self._append = self._redis.register_script(_APPEND)
-        self._redis.script_load(_APPEND)
         self._batch: TurnBatch[bytes] = TurnBatch(self._send, "journal entries")
 
     def _send(self, encoded: list[bytes]) -> None:
-        # EVALSHA by hand: a script object in a pipeline asks Redis whether it knows the script on every send.
-        try:
-            self._send_once(encoded)
-        except redis.exceptions.NoScriptError:  # Redis restarted and forgot it
-            self._append = self._redis.register_script(_APPEND)
-            self._redis.script_load(_APPEND)
-            self._send_once(encoded)
-
-    def _send_once(self, encoded: list[bytes]) -> None:
-        with self._redis.pipeline(transaction=False) as pipe:
-            for raw in encoded:
-                pipe.evalsha(self._append.sha, 2, self._list, self._ids_key, raw, self.size)
-            pipe.execute()
+        self._append(keys=[self._list, self._ids_key], args=[self.size, *encoded])
 
     def resize(self, size: int) -> None:
         self.size = size
