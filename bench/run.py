@@ -588,18 +588,36 @@ def bench_replicas(args: argparse.Namespace, work: Path, report: dict[str, Any])
                     process(ours(port, fixtures=fixtures, state=state), f"http://127.0.0.1:{port}/seam/health")
                 )
                 ports.append(port)
+            # The same building in memory, measured in the same minute: the yardstick of the replica figures.
+            memory_port = free_port()
+            stack.enter_context(
+                process(ours(memory_port, fixtures=fixtures), f"http://127.0.0.1:{memory_port}/seam/health")
+            )
+            bases = {"memory": [memory_port], "replicas_1": ports[:1], "replicas_2": ports}
             for scenario in wanted:
                 script = wrk_script(scenario["method"], scenario["headers"], scenario.get("body"))
+                urls = {
+                    who: [f"http://127.0.0.1:{port}/{scenario['api']}{scenario['path']}" for port in where]
+                    for who, where in bases.items()
+                }
+                load = functools.partial(
+                    wrk_many, script=script, connections=args.connections, threads=args.wrk_threads
+                )
+                for who in bases:
+                    load(urls[who], seconds=args.warmup)
+                # Taking turns, as in the load part: this machine's speed changes from one second to the next.
+                rounds: dict[str, list[dict[str, Any]]] = {who: [] for who in bases}
+                whos = list(bases)
+                for number in range(args.rounds):
+                    for who in whos[number % len(whos) :] + whos[: number % len(whos)]:
+                        rounds[who].append(load(urls[who], seconds=args.duration))
                 row: dict[str, Any] = {"scenario": scenario["name"]}
-                for count in (1, 2):
-                    urls = [f"http://127.0.0.1:{port}/{scenario['api']}{scenario['path']}" for port in ports[:count]]
-                    wrk_many(urls, script, seconds=args.warmup, connections=args.connections, threads=args.wrk_threads)
-                    row[f"replicas_{count}"] = wrk_many(
-                        urls, script, seconds=args.duration, connections=args.connections, threads=args.wrk_threads
-                    )
+                row |= {who: summarise(rounds[who], 0) for who in bases}
+                row["ratio_1"] = ratio_of_rounds(rounds["replicas_1"], rounds["memory"])
                 rows.append(row)
                 print(
-                    f"  redis {scenario['name']}: {row['replicas_1']['rps']} / {row['replicas_2']['rps']} rps",
+                    f"  redis {scenario['name']}: memory {row['memory']['rps']}, replicas "
+                    f"{row['replicas_1']['rps']} / {row['replicas_2']['rps']} rps",
                     flush=True,
                 )
     finally:
@@ -762,13 +780,20 @@ def table(report: dict[str, Any]) -> str:
             out.append(f"  {backend}: largest/smallest page-2 p50 = {growth}x")
         out.append("")
     if report.get("replicas"):
-        out.append("Redis state, one and two replicas (wrk per replica, connections split; same load as above)")
-        out.append(f"{'scenario':32} {'1 replica rps':>14} {'p99':>7} {'2 replicas rps':>15} {'p99':>7}")
+        out.append("Redis state, one and two replicas (wrk per replica, connections split; same load as above),")
+        out.append("beside the same building in memory; ratio = one replica / memory")
+        out.append(
+            f"{'scenario':32} {'memory rps':>11} {'p99':>7} {'1 replica rps':>14} {'p99':>7} {'ratio':>6}"
+            f" {'2 replicas rps':>15} {'p99':>7}"
+        )
         for row in report["replicas"]:
-            one, two = row["replicas_1"], row["replicas_2"]
-            out.append(f"{row['scenario']:32} {one['rps']:>14} {one['p99_ms']:>7} {two['rps']:>15} {two['p99_ms']:>7}")
-            if one["non_2xx"] or two["non_2xx"]:
-                out.append(f"  ! non-2xx answers: {one['non_2xx']} / {two['non_2xx']}")
+            mem, one, two = row["memory"], row["replicas_1"], row["replicas_2"]
+            out.append(
+                f"{row['scenario']:32} {mem['rps']:>11} {mem['p99_ms']:>7} {one['rps']:>14} {one['p99_ms']:>7}"
+                f" {row['ratio_1']:>6} {two['rps']:>15} {two['p99_ms']:>7}"
+            )
+            if mem["non_2xx"] or one["non_2xx"] or two["non_2xx"]:
+                out.append(f"  ! non-2xx answers: {mem['non_2xx']} / {one['non_2xx']} / {two['non_2xx']}")
         out.append("")
     if report.get("conformance"):
         c = report["conformance"]

@@ -15,6 +15,7 @@ import orjson
 import redis
 
 from .push import PusherHub
+from .turn_batch import TurnBatch
 
 
 class RedisFanout:
@@ -28,6 +29,7 @@ class RedisFanout:
         confirmed = self._pubsub.get_message(timeout=5)
         if confirmed is None or confirmed.get("type") != "subscribe":
             raise RuntimeError(f"Redis did not confirm the subscription to {self.channel}")
+        self._batch: TurnBatch[bytes] = TurnBatch(self._send, "pushes")
         self._thread = threading.Thread(target=self._listen, name="doorcodes-fanout", daemon=True)
         self._thread.start()
 
@@ -37,7 +39,13 @@ class RedisFanout:
         return True
 
     def publish_nowait(self, channel: str, event: str, data: Any, exclude_socket_id: str | None = None) -> None:
-        self._redis.publish(self.channel, orjson.dumps([channel, event, data, exclude_socket_id]))
+        self._batch.add(orjson.dumps([channel, event, data, exclude_socket_id]))
+
+    def _send(self, messages: list[bytes]) -> None:
+        with self._redis.pipeline(transaction=False) as pipe:
+            for message in messages:
+                pipe.publish(self.channel, message)
+            pipe.execute()
 
     def _listen(self) -> None:
         with contextlib.suppress(redis.ConnectionError, ValueError):  # closed at shutdown
@@ -48,6 +56,7 @@ class RedisFanout:
                 self.hub.publish_nowait(channel, event, data, exclude_socket_id=exclude)
 
     def close(self) -> None:
+        self._batch.close()
         with contextlib.suppress(redis.RedisError):
             self._pubsub.close()
             self._redis.close()

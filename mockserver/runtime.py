@@ -14,6 +14,7 @@ from .http.faults import Faults
 from .http.journal import Journal
 from .http.ratelimit import Limiter
 from .panel_feed import PanelFeed
+from .store.base import StoreUnavailable
 
 if TYPE_CHECKING:
     from .fanout import RedisFanout
@@ -113,9 +114,14 @@ class Runtime:
     # --- several replicas on one shared store
 
     def sync_shared(self) -> None:
-        """Before a request: take the clock and faults another replica changed since this one last looked."""
+        """Before a request: take the clock and faults another replica changed since this one last looked.
+        When the shared state cannot be reached, the request goes on with what this replica last saw: one that
+        needs the building then gets its operation's answer for an unavailable building."""
         shared = (("clock", self.clock.restore), ("faults", self.faults.load), ("choices", self.restore_choices))
-        found = self.building.meta_versions([name for name, _ in shared])
+        try:
+            found = self.building.meta_versions([name for name, _ in shared])
+        except StoreUnavailable:
+            return
         for (name, apply), (version, data) in zip(shared, found, strict=True):
             if data is not None and version != self.seen.get(name):
                 self.seen[name] = version
@@ -175,9 +181,11 @@ def open_state(
     the choices it saved, except those ``given`` names. Replicas sharing a store agree on the Pusher secret (channel
     auth signed by one is checked by another): the first one's. Answers the Pusher secret and the versions of the
     shared documents written."""
-    with building.store.transaction():  # with a shared store, two replicas starting at once fill it once
+
+    def fill() -> tuple[str, dict[str, int]]:
+        secret = pusher_secret
         if building.is_empty():
-            seen = _load_fixtures(building, clock, fixtures, choices, pusher_secret if shared else None)
+            seen = _load_fixtures(building, clock, fixtures, choices, secret if shared else None)
         else:
             saved = building.meta("clock")
             if saved:
@@ -187,10 +195,13 @@ def open_state(
         if shared:
             pusher = building.meta("pusher")
             if pusher is None:
-                building.save_meta("pusher", {"secret": pusher_secret})
+                building.save_meta("pusher", {"secret": secret})
             else:
-                pusher_secret = pusher["secret"]
-    return pusher_secret, seen
+                secret = pusher["secret"]
+        return secret, seen
+
+    # One operation: with a shared store, two replicas starting at once fill it once (run again if one lost).
+    return building.atomically(fill)
 
 
 def _load_fixtures(

@@ -14,6 +14,7 @@ import orjson
 import redis
 
 from .http.journal import Journal, JournalEntry, redacted
+from .turn_batch import TurnBatch
 
 # Atomic check-and-count of one fixed window, with FixedWindowLimiter's semantics (times as decimal strings: Lua's
 # own number formatting would round epoch seconds). Keys expire a day after their last hit (real time).
@@ -57,12 +58,15 @@ class RedisLimiter:
             self._redis.delete(*keys)
 
 
-# One round trip per request: the id comes from a Redis counter as the entry is appended.
+# One call for the entries of a batch (ARGV: the journal's size, then the entries): each id comes from a Redis
+# counter as its entry is appended.
 _APPEND = """
-local id = redis.call('INCR', KEYS[2])
-redis.call('RPUSH', KEYS[1], id .. ' ' .. ARGV[1])
-redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
-return id
+local last = redis.call('INCRBY', KEYS[2], #ARGV - 1)
+for at = 2, #ARGV do
+  redis.call('RPUSH', KEYS[1], (last - #ARGV + at) .. ' ' .. ARGV[at])
+end
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
+return last
 """
 
 
@@ -108,10 +112,15 @@ class RedisJournal(Journal):
 
     def __init__(self, url: str, namespace: str, size: int = 1000) -> None:
         super().__init__(size)
-        self._redis = redis.Redis.from_url(url)
+        # A bound on each call: the sender thread must not hang on a Redis that stopped answering.
+        self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self._list = f"{namespace}:journal"
         self._ids_key = f"{namespace}:journal-ids"
         self._append = self._redis.register_script(_APPEND)
+        self._batch: TurnBatch[bytes] = TurnBatch(self._send, "journal entries")
+
+    def _send(self, encoded: list[bytes]) -> None:
+        self._append(keys=[self._list, self._ids_key], args=[self.size, *encoded])
 
     def resize(self, size: int) -> None:
         self.size = size
@@ -123,17 +132,21 @@ class RedisJournal(Journal):
     def add(self, entry: JournalEntry) -> None:
         if self.size <= 0:
             return
-        self._append(keys=[self._list, self._ids_key], args=[_encode(redacted(entry)), self.size])
+        self._batch.add(_encode(redacted(entry)))
 
     def clear(self) -> None:
+        self._batch.discard()
+        self._batch.drain()
         self._redis.delete(self._list)
 
     def _all(self) -> list[JournalEntry]:
+        self._batch.drain()
         entries = [_decode(raw) for raw in self._redis.lrange(self._list, 0, -1)]
         entries.sort(key=lambda entry: entry.id)  # replicas append concurrently; ids give the order
         return entries
 
     def close(self) -> None:
+        self._batch.close()
         with contextlib.suppress(redis.RedisError):
             self._redis.close()
 

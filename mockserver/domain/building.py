@@ -16,9 +16,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from ..store.base import Record, Store
+from ..store.base import Record, Store, View
 from .clock import Clock
 from .codes import Codes
 from .credentials import Credentials
@@ -30,6 +30,8 @@ from .model import AccessCode, AccessMedium, Customer, Decision, Intercom, Owner
 from .unit import Rules, UnitOfWork
 
 __all__ = ["Building", "Record", "Rules"]
+
+T = TypeVar("T")
 
 
 class Building:
@@ -359,12 +361,17 @@ class Building:
 
     def save_meta(self, name: str, data: dict[str, Any]) -> int:
         """Keep a small named document with the state (the clock, for instance); answer its new version."""
+        return self._unit.write(self.store.put, K.META, name, data)
 
-        def save() -> int:
-            with self.store.transaction():
-                return self.store.put(K.META, name, data)
+    def atomically(self, function: Callable[[], T]) -> T:
+        """Run ``function``, which calls this building, as one operation: all of it is kept or none, run again
+        when another replica committed first (starting replicas fill an empty shared building once)."""
+        return self._unit.write(function)
 
-        return self._unit.lookup(save)
+    def view(self) -> View:
+        """A block (one request) that reads the shared state as of its first read: other replicas' commits
+        are caught up with once in it, not before every read (see `Store.view`; ``with`` or ``async with``)."""
+        return self.store.view()
 
     def meta_versions(self, names: list[str]) -> list[tuple[int, dict[str, Any] | None]]:
         """Named documents' versions (0 when absent) and data: cheap to poll for another replica's change."""

@@ -3,8 +3,11 @@ lock, the events an operation raises, and settling (time-driven changes applied 
 
 `UnitOfWork.operation` runs a function as one operation: under the lock, inside one store transaction, settled
 first; once the outermost operation has committed, its events go to the subscribers (a refused operation raises
-none and changes nothing). `UnitOfWork.lookup` runs a read that time cannot change (credentials) under the lock
-only. The rule modules (`credentials`, `devices`, `codes`, `customers`) hold a unit and never lock themselves:
+none and changes nothing). When the store is shared and another process committed while the operation read, the
+store refuses the commit (`CommitConflict`) and the operation runs again on the newer state, for up to
+`COMMIT_DEADLINE_S`; past it, `StoreUnavailable`. `UnitOfWork.write` does the same without settling.
+`UnitOfWork.lookup` runs a read that time cannot change (credentials) under the lock only. The rule modules
+(`credentials`, `devices`, `codes`, `customers`) hold a unit and never lock themselves:
 `Building` makes each public method one operation.
 """
 
@@ -12,19 +15,23 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from ..store.base import Store
+from ..store.base import CommitConflict, Store, StoreUnavailable
 from .clock import Clock
 from .events import Event
 
-__all__ = ["Rules", "UnitOfWork"]
+__all__ = ["COMMIT_DEADLINE_S", "Rules", "UnitOfWork"]
 
 T = TypeVar("T")
+
+#: how long an operation is run again while other replicas commit first (real time: it bounds a request's wait)
+COMMIT_DEADLINE_S = 1.0
 
 
 @dataclass
@@ -64,21 +71,42 @@ class UnitOfWork:
 
     def operation(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``function`` as one operation (see the module docstring); nested calls join the outer one."""
+        return self._run(True, function, args, kwargs)
+
+    def write(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``function`` as one operation that time does not concern: no settling first."""
+        return self._run(False, function, args, kwargs)
+
+    def _run(self, settle: bool, function: Callable[..., T], args: Any, kwargs: Any) -> T:
         with self.lock:
-            self._depth += 1
-            try:
-                with self.store.transaction():
-                    if self._depth == 1:  # a nested call belongs to an operation that has settled already
-                        self.settle(self.now_s())
-                    result = function(*args, **kwargs)
-            except BaseException:
-                if self._depth == 1:
+            if self._depth:  # a nested call belongs to an operation that has settled already
+                self._depth += 1
+                try:
+                    with self.store.transaction():
+                        return function(*args, **kwargs)
+                finally:
+                    self._depth -= 1
+            deadline = 0.0
+            while True:
+                self._depth = 1
+                try:
+                    with self.store.transaction():
+                        if settle:
+                            self.settle(self.now_s())
+                        result = function(*args, **kwargs)
+                    break
+                except CommitConflict:
                     self._events.clear()
-                raise
-            finally:
-                self._depth -= 1
-            if self._depth == 0:
-                self.publish_pending()
+                    now = time.monotonic()
+                    deadline = deadline or now + COMMIT_DEADLINE_S
+                    if now > deadline:
+                        raise StoreUnavailable(f"other replicas committed first for {COMMIT_DEADLINE_S} s") from None
+                except BaseException:
+                    self._events.clear()
+                    raise
+                finally:
+                    self._depth = 0
+            self.publish_pending()
             return result
 
     def lookup(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:

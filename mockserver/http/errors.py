@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from ..contracts import load_contract
 from ..domain.errors import DomainError
+from ..store.base import StoreUnavailable
 from .context import context
 
 if t.TYPE_CHECKING:
@@ -118,6 +119,9 @@ def as_api_error(vendor: Vendor, request: ConnexionRequest, exc: Exception, oper
         return vendor.invalid(request, exc, operation_id)
     if isinstance(exc, DomainError):
         return vendor.domain_error(request, exc, operation_id)
+    if isinstance(exc, StoreUnavailable):
+        log.warning("the shared building was unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return unavailable(vendor, request, operation_id)
     if isinstance(exc, UnsupportedMediaTypeProblem):
         return vendor.invalid(
             request,
@@ -149,6 +153,37 @@ def as_api_error(vendor: Vendor, request: ConnexionRequest, exc: Exception, oper
         )
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return vendor.server_error(request)
+
+
+#: seconds a client is asked to wait before it tries again when the building is unavailable
+RETRY_AFTER_S = 1
+UNAVAILABLE_MESSAGE = "The building is busy or out of reach; try again shortly"
+
+
+def unavailable(vendor: Vendor, request: ConnexionRequest, operation_id: str | None) -> ApiError:
+    """The answer to a request the shared building could not serve in time (`StoreUnavailable`: Redis out of
+    reach, or other replicas committing first past the deadline): in the vendor's body, at a status the operation
+    declares.
+
+    - An operation that declares 503 gets it: every Magicline operation that reads the building.
+    - VMS declares no server error anywhere. Every VMS operation declares 429, Laravel's "Too Many Attempts." with
+      ``Retry-After``: the one declared answer that tells a client to send the same request again shortly, which is
+      what an unavailable building asks of it.
+    - Seam declares 500 on the two operations that drive a device (unlock, delete a code); those get 500 and the
+      error id ``SERVICE_UNAVAILABLE``. The others declare only client errors besides success: 404 would say the
+      thing is gone, so they get 400 with that id and a message that says to try again; the one that declares
+      neither, listing the intercoms, gets 401 with that id.
+    """
+    declared = load_contract(vendor.name).operation(operation_id).statuses if operation_id else frozenset()
+    if 503 in declared:
+        return vendor.status(request, 503, operation_id)
+    if 429 in declared:
+        return vendor.rate_limited(request, RETRY_AFTER_S)
+    if vendor.name == "seam":
+        for status in (500, 400, 401):
+            if status in declared:
+                return ApiError(status, {"error_id": "SERVICE_UNAVAILABLE", "error_message": UNAVAILABLE_MESSAGE})
+    return vendor.server_error(request)  # no operation was routed: there is no declaration to choose from
 
 
 def _wrong_method(vendor: Vendor, request: ConnexionRequest, exc: Exception, operation_id: str | None) -> ApiError:
@@ -189,6 +224,8 @@ def problem(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
         title, detail = "Refused", exc.message
     elif isinstance(exc, ValueError):
         status, title, detail = 400, "Bad Request", str(exc)
+    elif isinstance(exc, StoreUnavailable):
+        status, title, detail = 503, "Service Unavailable", str(exc)
     else:
         log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
         status, title, detail = 500, "Internal Server Error", "Unexpected error"

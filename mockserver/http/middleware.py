@@ -66,7 +66,13 @@ class MockHttpMiddleware:
             scope.setdefault("extensions", {})
             token = current.set(RequestContext(self.runtime, scope))
             try:
-                await self._http(scope, receive, send)
+                if self.runtime.shared:
+                    # One request, one view of the shared building: other replicas' commits are caught up with
+                    # once, fetched without blocking the event loop.
+                    async with self.runtime.building.view():
+                        await self._http(scope, receive, send)
+                else:
+                    await self._http(scope, receive, send)
             finally:
                 current.reset(token)
         elif scope["type"] == "websocket":

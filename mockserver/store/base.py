@@ -7,6 +7,11 @@ by key) and counts a partition in O(1), without reading the records it does not 
 O(1) records and index entries, never the whole state, so a backend can be memory, a SQLite file or Redis.
 
 Backends must be usable from one thread at a time (the building serialises access); they need not lock.
+
+A backend that other processes write too (Redis) commits each outermost transaction optimistically: when another
+process committed since the block began reading, the block's writes are refused as a whole (`CommitConflict`) and
+the caller runs it again on the newer state. When it cannot reach the shared state in time it raises
+`StoreUnavailable`. Single-process backends raise neither.
 """
 
 from __future__ import annotations
@@ -31,6 +36,16 @@ class VersionConflict(Exception):
         self.actual = actual
 
 
+class CommitConflict(Exception):
+    """Another process committed while a transaction was reading: none of the transaction's writes were kept,
+    and the store now holds the newer state. Run the transaction again."""
+
+
+class StoreUnavailable(Exception):
+    """The shared state could not be reached, or stayed contended, past a deadline. The writes of the
+    transaction that met it were refused (or, when the answer to a commit was lost, may have been kept whole)."""
+
+
 class Record(NamedTuple):
     """One stored record. A named tuple, because pages build many of them and tuples are the cheapest to make."""
 
@@ -47,6 +62,18 @@ class Page:
     records: list[Record]
     #: how many entries the whole partition holds
     total: int
+
+
+class View(Protocol):
+    """What `Store.view` answers: a context manager, for ``with`` and for ``async with``."""
+
+    def __enter__(self) -> Any: ...
+
+    def __exit__(self, *exc: Any) -> Any: ...
+
+    async def __aenter__(self) -> Any: ...
+
+    async def __aexit__(self, *exc: Any) -> Any: ...
 
 
 class Store(Protocol):
@@ -107,7 +134,14 @@ class Store(Protocol):
         """The next value of a named counter (the first call answers ``start``); survives restarts."""
 
     def transaction(self) -> AbstractContextManager[None]:
-        """Group writes: all of them are kept, or (on an exception) none. Nests (inner blocks join the outer)."""
+        """Group writes: all of them are kept, or (on an exception) none. Nests (inner blocks join the outer).
+        A shared backend may refuse the outermost block's commit with `CommitConflict`."""
+
+    def view(self) -> View:
+        """A block (one request) whose reads see at least the state as of its first read, other processes'
+        commits included: a shared backend catches up once, at that read, instead of before every read outside a
+        transaction; entered with ``async with``, it fetches that catch-up without blocking the event loop. A
+        no-op for a backend only this process writes."""
 
     def dump(self) -> dict[str, Any]:
         """The whole state as JSON-able data (records, index entries and counters)."""

@@ -8,6 +8,7 @@ for each deep copy).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import operator
@@ -351,9 +352,16 @@ class MemoryStore:
         done)."""
         return undo_scope(self)
 
+    def view(self) -> contextlib.nullcontext[None]:
+        """Nothing to catch up with: only this process writes."""
+        return contextlib.nullcontext()
+
     def load(self, state: dict[str, Any]) -> None:
         """Replace the whole state with what `dump` gave; on a malformed dump nothing changes."""
-        records, sequences = parse_dump(state)
+        self.load_parsed(*parse_dump(state))
+
+    def load_parsed(self, records: list[DumpedRecord], sequences: dict[str, int]) -> None:
+        """`load` of records already checked and encoded (a backend that mirrors a shared state reloads so)."""
         kinds: dict[str, _Records] = {}
         lists: dict[tuple[str, str], list[tuple[int, str, str]]] = {}
         for kind, key, version, data, index in records:
@@ -371,6 +379,43 @@ class MemoryStore:
     def close(self) -> None:
         """Drop the state; the store must not be used afterwards."""
         self._kinds, self._parts, self._seqs, self._undo = {}, {}, {}, None
+
+    # -- raw records, for a backend that keeps this store as its mirror of a shared state (`redis_store`) -----
+
+    def raw(self, kind: str, key: str) -> tuple[int, str, dict[str, tuple[str, int]]] | None:
+        """A record as ``(version, data as JSON text, index entries)``, or None; nothing decoded."""
+        rec = self._kinds.get(kind, _NO_RECORDS).get(key)
+        return None if rec is None else (rec[0], rec[1], _index(rec))
+
+    def set_raw(self, kind: str, key: str, raw: tuple[int, str, dict[str, tuple[str, int]]] | None) -> None:
+        """Put a record exactly as given (None: remove it), as another process wrote it; outside transactions."""
+        old = self._kinds.get(kind, _NO_RECORDS).get(key)
+        if raw is None:
+            if old is not None:
+                self._replace(kind, key, old, None, {})
+            return
+        version, data, index = raw
+        self._replace(kind, key, old, _rec(version, data, index), index)
+
+    def sequence(self, name: str) -> int | None:
+        return self._seqs.get(name)
+
+    def set_sequence(self, name: str, value: int | None) -> None:
+        """Set a counter exactly as given (None: remove it), as another process did; outside transactions."""
+        if value is None:
+            self._seqs.pop(name, None)
+        else:
+            self._seqs[name] = value
+        self._revision += 1
+
+    def raw_all(self) -> Iterator[tuple[str, str, tuple[int, str, dict[str, tuple[str, int]]]]]:
+        """Every record as ``(kind, key, raw)``, then nothing else (counters: `sequences`)."""
+        for kind, records in self._kinds.items():
+            for key, rec in records.items():
+                yield kind, key, (rec[0], rec[1], _index(rec))
+
+    def sequences(self) -> dict[str, int]:
+        return dict(self._seqs)
 
     # -- internals -----------------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import json
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from os import PathLike
 from typing import Any
 
@@ -305,6 +305,10 @@ class SqliteStore:
         with self._write():
             [(value,)] = self._conn.execute(_NEXT_ID, (sequence, start)).fetchall()
         return int(value)
+
+    def view(self) -> nullcontext[None]:
+        """Nothing to catch up with: SQLite reads another connection's commits as they land."""
+        return nullcontext()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

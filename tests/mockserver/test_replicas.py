@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,12 +44,19 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _start(state: str, log: Path) -> Replica:
+def _start(state: str, log: Path, env: dict[str, str] | None = None) -> Replica:
     port = _free_port()
     command = [sys.executable, "-m", "mockserver", "run", "--port", str(port), "--state", state]
     command += ["--clock", START, "--frozen-clock", "--wsurl-rate-limit", str(WSURL_LIMIT)]
     with log.open("w") as stderr:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -197,3 +204,89 @@ def test_the_journal_and_the_rate_limits_are_shared(replicas: tuple[Replica, Rep
     journal = httpx.get(f"{b.base}/_mock/journal", params={"operation_id": "getWsUrl"}).json()["entries"]
     assert [entry["status"] for entry in journal] == answers
     assert len({entry["id"] for entry in journal}) == len(answers)
+
+
+def _check_whole(snapshot: dict) -> dict[int, dict]:
+    """Every code has its uuid, its digits and its keypad entry (or, on an offline intercom, a queued change), and
+    no intercom holds the same digits twice; answers the codes by id."""
+    records: dict[str, dict[str, dict]] = {}
+    for record in snapshot["state"]["records"]:
+        records.setdefault(record["kind"], {})[record["key"]] = record["data"]
+    codes = {int(key): data for key, data in records.get("code", {}).items()}
+    queued = {item["code"]["id"] for item in records.get("sync", {}).values() if item["op"] == "add"}
+    for code_id, code in codes.items():
+        where = f"{code['intercom_id']}:{code['digits']}"
+        assert records["code_uuid"].get(code["uuid"]) == {"id": code_id}, f"code {code_id} lost its uuid entry"
+        assert records["code_digits"].get(where) == {"id": code_id}, f"code {code_id} lost its digits entry"
+        keypad = records.get("keypad", {}).get(where)
+        assert (keypad is not None and keypad["code_id"] == code_id) or code_id in queued, f"code {code_id}: no keypad"
+    for where, entry in records["code_digits"].items():
+        assert entry["id"] in codes, f"digits {where} belong to no code"
+    digits = [(code["intercom_id"], code["digits"]) for code in codes.values()]
+    assert len(digits) == len(set(digits)), "an intercom holds the same digits twice"
+    return codes
+
+
+@pytest.mark.parametrize("point", ["before", "half", "after"])
+def test_a_replica_killed_inside_a_commit_leaves_the_building_whole_and_the_other_answering(
+    tmp_path: Path, point: str
+) -> None:
+    """B kills itself (SIGKILL) inside the commit of a code it creates: before sending it, with half of it sent to
+    Redis, or once Redis applied it. A answers at once, and the building holds all of that code or none of it."""
+    namespace = f"test-replicas-{uuid.uuid4().hex}"
+    state = f"{REDIS_URL}?namespace={namespace}"
+    a = _start(state, tmp_path / "a.log")
+    b = _start(state, tmp_path / "b.log", env={"DOORCODES_DIE_IN_COMMIT": f"{point}:code"})
+    try:
+        token = _login(a).headers["Authorization"]
+        body = {"expired_at": "2030-02-01 00:00"}
+        with a.client("vms", **ALICE, Authorization=token) as vms_a:
+            assert vms_a.post("/api/v1/intercom/181/codes", json={**body, "title": "before"}).status_code == 200
+            with b.client("vms", **ALICE, Authorization=token) as vms_b, pytest.raises(httpx.TransportError):
+                vms_b.post("/api/v1/intercom/181/codes", json={**body, "title": "killed"})
+            assert b.process.wait(timeout=10) == -signal.SIGKILL
+
+            def timed(request: Callable[[], httpx.Response]) -> httpx.Response:
+                started = time.monotonic()
+                answer = request()
+                assert time.monotonic() - started < 1.0, "the survivor stalled"
+                return answer
+
+            assert timed(lambda: httpx.get(f"{a.base}/seam/health", timeout=5)).status_code == 200
+            listed = timed(lambda: vms_a.get("/api/v1/intercom/codes", params={"per_page": 100}))
+            assert listed.status_code == 200
+            after = timed(lambda: vms_a.post("/api/v1/intercom/181/codes", json={**body, "title": "after"}))
+            assert after.status_code == 200, after.text
+        codes = _check_whole(httpx.get(f"{a.base}/_mock/snapshot").json())
+        titles = [code["title"] for code in codes.values()]
+        assert titles.count("before") == titles.count("after") == 1
+        # Redis applied the commit (all of it) only when the process died after sending the whole of it.
+        assert titles.count("killed") == (1 if point == "after" else 0)
+    finally:
+        for replica in (a, b):
+            if replica.process.poll() is None:
+                os.killpg(replica.process.pid, signal.SIGTERM)
+                replica.process.wait(timeout=10)
+        from mockserver.store.redis_store import RedisStore
+
+        store = RedisStore(REDIS_URL, namespace=namespace)
+        store.clear()
+        store.close()
+
+
+def test_an_answer_one_replica_kept_is_not_given_again_once_the_other_wrote(replicas: tuple[Replica, Replica]) -> None:
+    """Each replica keeps answers to reads while its copy of the building is unchanged; another replica's write
+    changes it, at the next request's catch-up."""
+    a, b = replicas
+    token = _login(a).headers["Authorization"]
+    with (
+        a.client("vms", **ALICE, Authorization=token) as vms_a,
+        b.client("vms", **ALICE, Authorization=token) as vms_b,
+    ):
+        listed = vms_b.get("/api/v1/intercom/codes", params={"per_page": 100})
+        assert vms_b.get("/api/v1/intercom/codes", params={"per_page": 100}).content == listed.content
+        body = {"title": "Kept?", "expired_at": "2030-02-01 00:00"}
+        created = vms_a.post("/api/v1/intercom/181/codes", json=body).json()
+        again = vms_b.get("/api/v1/intercom/codes", params={"per_page": 100}).json()
+        assert created in again["data"]
+        assert again["meta"]["total"] == listed.json()["meta"]["total"] + 1
