@@ -88,7 +88,9 @@ def _encode(entry: JournalEntry) -> bytes:
     )
 
 
-def _decode(raw: bytes) -> JournalEntry:
+def _decode(raw: bytes | str) -> JournalEntry:
+    if isinstance(raw, str):  # a client that decodes answers
+        raw = raw.encode()
     id_, fields = raw.split(b" ", 1)
     (at, method, path, query, status, duration, operation, req_h, req_b, resp_h, resp_b) = orjson.loads(fields)
     return JournalEntry(

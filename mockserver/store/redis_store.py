@@ -536,7 +536,9 @@ class RedisStore:
             return None
         mirror = self._mirror
         if self._replaced:
-            records = [(kind, key, _encode_value(*raw)) for kind, key, raw in mirror.raw_all()]
+            records: list[tuple[str, str, str | None]] = [
+                (kind, key, _encode_value(*raw)) for kind, key, raw in mirror.raw_all()
+            ]
             sequences: list[tuple[str, int | None]] = list(mirror.sequences().items())
             entry = ""  # no log entry: the others reload
         else:
@@ -562,13 +564,14 @@ class RedisStore:
         if reply[0] == 1:
             self._rev = int(reply[1])
             return None
-        return reply[1:]
+        lost: list[Any] = reply[1:]
+        return lost
 
     def _die(self, point: str, keys: list[str], args: list[Any]) -> None:
         """The test hook of the module docstring: SIGKILL this process at ``point`` of a commit."""
         if point == "half":
             # Half of the command reaches Redis, then the connection dies with the process.
             connection = self._redis.connection_pool.get_connection()
-            packed = b"".join(connection.pack_command("EVAL", _COMMIT, len(keys), *keys, *args))
-            connection.send_packed_command([packed[: len(packed) // 2]])
+            packed = b"".join(connection.pack_command("EVAL", _COMMIT, len(keys), *keys, *args))  # type: ignore[no-untyped-call]
+            connection.send_packed_command([packed[: len(packed) // 2]])  # type: ignore[no-untyped-call]
         os.kill(os.getpid(), signal.SIGKILL)
