@@ -12,8 +12,10 @@ from datetime import datetime
 
 import orjson
 import redis
+import redis.asyncio
 
 from .http.journal import Journal, JournalEntry, redacted
+from .store.base import StoreUnavailable
 from .turn_batch import TurnBatch
 
 # Atomic check-and-count of one fixed window, with FixedWindowLimiter's semantics (times as decimal strings: Lua's
@@ -45,12 +47,18 @@ class RedisLimiter:
 
     def __init__(self, url: str, namespace: str) -> None:
         self._redis = redis.Redis.from_url(url, decode_responses=True)
+        # Counting is on the request path: the asyncio client keeps the event loop serving while Redis answers.
+        self._async = redis.asyncio.Redis.from_url(url, decode_responses=True, socket_timeout=5)
         self._prefix = f"{namespace}:rl:"
-        self._hit = self._redis.register_script(_HIT)
+        self._hit = self._async.register_script(_HIT)
 
-    def hit(self, key: tuple[str, ...], *, limit: int, window: float, now: float, aligned: bool) -> int:
+    async def hit(self, key: tuple[str, ...], *, limit: int, window: float, now: float, aligned: bool) -> int:
         name = self._prefix + "\x1f".join(key)
-        return int(self._hit(keys=[name], args=[f"{now:.6f}", f"{window:.6f}", limit, "1" if aligned else "0"]))
+        args: list[str | int] = [f"{now:.6f}", f"{window:.6f}", limit, "1" if aligned else "0"]
+        try:
+            return int(await self._hit(keys=[name], args=args))
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise StoreUnavailable(f"the rate-limit counters in Redis: {exc}") from exc
 
     def clear(self) -> None:
         keys = list(self._redis.scan_iter(match=self._prefix + "*", count=1000))

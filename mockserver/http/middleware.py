@@ -260,7 +260,7 @@ async def limit_and_inject(
 ) -> None:
     """The vendor's rate limit for this call, then any injected fault: its latency, then its status."""
     if operation_id is not None:
-        vendor.limit(request, operation_id, token_info)
+        await vendor.limit(request, operation_id, token_info)
     fault = faults.match(vendor.name, operation_id, vendor.tenant(token_info), declared)
     if fault is not None:
         if fault.latency_ms:

@@ -11,8 +11,9 @@ class Limiter(t.Protocol):
     """Counts calls per key in fixed windows: `FixedWindowLimiter` in memory, `mockserver.shared_state.RedisLimiter`
     for replicas that share the counts."""
 
-    def hit(self, key: tuple[str, ...], *, limit: int, window: float, now: float, aligned: bool) -> int:
-        """Count one call; answers 0 when allowed, else the seconds until the window ends (at least 1)."""
+    async def hit(self, key: tuple[str, ...], *, limit: int, window: float, now: float, aligned: bool) -> int:
+        """Count one call; answers 0 when allowed, else the seconds until the window ends (at least 1). A
+        coroutine, so a shared counter is reached without blocking the event loop."""
         ...
 
     def clear(self) -> None: ...
@@ -26,7 +27,7 @@ class FixedWindowLimiter:
         self._lock = threading.Lock()
         self._windows: dict[tuple[str, ...], tuple[float, int]] = {}
 
-    def hit(self, key: tuple[str, ...], *, limit: int, window: float, now: float, aligned: bool) -> int:
+    async def hit(self, key: tuple[str, ...], *, limit: int, window: float, now: float, aligned: bool) -> int:
         """Count one call; answers 0 when allowed, else the seconds until the window ends (at least 1)."""
         with self._lock:
             start = math.floor(now / window) * window if aligned else now

@@ -91,5 +91,5 @@ class Vendor:
 
     # --- before the handler runs (after security): rate limits
 
-    def limit(self, request: ConnexionRequest, operation_id: str, token_info: dict[str, Any] | None) -> None:
+    async def limit(self, request: ConnexionRequest, operation_id: str, token_info: dict[str, Any] | None) -> None:
         """Raise the vendor's 429 when a rate limit is exceeded."""

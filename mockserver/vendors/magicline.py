@@ -222,10 +222,10 @@ class MagiclineVendor(Vendor):
         code, key = simple.get(status, ("INTERNAL_ERROR", "internal"))
         return self.error(status, code, _message(request, key))
 
-    def limit(self, request: ConnexionRequest, operation_id: str, token_info: dict[str, Any] | None) -> None:
+    async def limit(self, request: ConnexionRequest, operation_id: str, token_info: dict[str, Any] | None) -> None:
         if token_info is None:
             return
-        wait = self.limiter.hit(
+        wait = await self.limiter.hit(
             ("magicline", token_info["key"], operation_id),
             limit=self.settings.magicline_rate_limit_per_minute,
             window=60,

@@ -335,11 +335,11 @@ class VmsVendor(Vendor):
             return self.rate_limited(request, 60)
         return ApiError(status, {"message": "Server Error"})
 
-    def limit(self, request: ConnexionRequest, operation_id: str, token_info: dict[str, Any] | None) -> None:
+    async def limit(self, request: ConnexionRequest, operation_id: str, token_info: dict[str, Any] | None) -> None:
         if operation_id != "getWsUrl":
             return
         device = request.headers.get("x-uuid") or (request.client.host if request.client else "?")
-        wait = self.limiter.hit(
+        wait = await self.limiter.hit(
             ("vms", "wsurl", device),
             limit=self.settings.vms_wsurl_limit_per_5_minutes,
             window=WSURL_WINDOW_SECONDS,
