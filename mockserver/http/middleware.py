@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from ..store.base import StoreUnavailable
 from .context import RequestContext, context, current
 from .control_access import PANEL_LIVE, PANEL_PATH, guards, token_shown
 from .errors import FieldError, vendor_for_path
@@ -161,7 +162,10 @@ class MockHttpMiddleware:
             matched = router.match(scope)
         if scope["method"] == "HEAD":
             vendor = vendor_for_path(runtime.vendors, path)
-            early = vendor.intercept("HEAD", path, first_headers(scope["headers"])) if vendor else None
+            try:
+                early = vendor.intercept("HEAD", path, first_headers(scope["headers"])) if vendor else None
+            except StoreUnavailable:
+                early = 503  # the key could not be looked up: unavailable, as the vendor's other operations answer
             if early is not None:
                 app = _empty_response(early)
         try:

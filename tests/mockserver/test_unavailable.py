@@ -133,3 +133,27 @@ def test_a_write_contended_past_the_deadline_answers_a_declared_status_and_keeps
     assert_conforms(answer)
     assert client.get("/_mock/snapshot").json()["state"] == before
     assert store.revision is not None
+
+
+KEY = {"X-API-KEY": "demo-magicline-mission"}
+
+
+def test_a_magicline_head_key_check_out_of_reach_answers_unavailable_not_500(
+    mock: RunningMock, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # HEAD only checks the key, before any routing: the key cannot be looked up, so the answer is Magicline's
+    # "unavailable" (an empty body, as every HEAD answer), never a 500 and never a false 401.
+    def out_of_reach(*args: Any, **kwargs: Any) -> Any:
+        raise StoreUnavailable("Redis at redis://nowhere: Connection refused")
+
+    async def fetch_out_of_reach(*args: Any, **kwargs: Any) -> Any:
+        raise redis.ConnectionError("Connection refused")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(_store(mock), "_call", out_of_reach)
+        patch.setattr(_store(mock), "_fetch", fetch_out_of_reach)
+        answer = client.head("/magicline/v1/customers/1001", headers={"X-API-KEY": "demo-magicline-mission"})
+    assert answer.status_code == 503 and answer.content == b""
+    assert (
+        client.head("/magicline/v1/customers/1001", headers={"X-API-KEY": "demo-magicline-mission"}).status_code == 200
+    )
