@@ -80,6 +80,8 @@ def serve(port: int | None = None) -> Iterator[Served]:
     app = create_app()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit this; without it each small answer waits ~40 ms on the client's delayed ACK.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", port or 0))
     config = uvicorn.Config(
         app, log_level="warning", lifespan="off", ws="websockets-sansio", timeout_graceful_shutdown=2

@@ -48,10 +48,12 @@ def _vms(user: int) -> dict[str, str]:
 
 class BuildingMachine(RuleBasedStateMachine):
     mock: RunningMock
+    #: the mock's in-process client (`RunningMock.client`): the machine's many calls need no socket
+    http: httpx.Client
 
     @initialize()
     def reset(self) -> None:
-        httpx.post(self.mock.urls["control"] + "/reset").raise_for_status()
+        self.http.post(self.mock.urls["control"] + "/reset").raise_for_status()
         self.mock.clock.set(START)
         self.now = START
         self.online = dict.fromkeys(INTERCOMS, True)
@@ -80,10 +82,10 @@ class BuildingMachine(RuleBasedStateMachine):
     def _intercom_uuids(self) -> dict[int, str]:
         uuids = {}
         for owner, token in OWNER_TOKENS.items():
-            for item in httpx.get(self.mock.urls["seam"] + "/door_locks", headers={"Authorization": token}).json()[
+            for item in self.http.get(self.mock.urls["seam"] + "/door_locks", headers={"Authorization": token}).json()[
                 "intercoms"
             ]:
-                device = httpx.get(f"{self.mock.urls['control']}/intercoms/{item['intercom_id']}").json()
+                device = self.http.get(f"{self.mock.urls['control']}/intercoms/{item['intercom_id']}").json()
                 assert INTERCOMS[device["id"]] == owner
                 uuids[device["id"]] = item["intercom_id"]
         return uuids
@@ -91,7 +93,7 @@ class BuildingMachine(RuleBasedStateMachine):
     def _vms_list(self, user: int) -> list[dict]:
         found, page = [], 1
         while True:
-            body = httpx.get(
+            body = self.http.get(
                 self.mock.urls["vms"] + "/api/v1/intercom/codes",
                 headers=_vms(user),
                 params={"page": page, "per_page": 100},
@@ -102,7 +104,7 @@ class BuildingMachine(RuleBasedStateMachine):
             page += 1
 
     def _seam_list(self, owner: int, uuid: str) -> list[dict]:
-        response = httpx.get(
+        response = self.http.get(
             self.mock.urls["seam"] + "/access_codes",
             params={"intercom_id": uuid},
             headers={"Authorization": OWNER_TOKENS[owner]},
@@ -120,7 +122,7 @@ class BuildingMachine(RuleBasedStateMachine):
         expires = (self.now + timedelta(minutes=minutes)).replace(second=0, microsecond=0)
         if expires <= self.now:
             expires += timedelta(minutes=1)
-        response = httpx.post(
+        response = self.http.post(
             f"{self.mock.urls['vms']}/api/v1/intercom/{intercom}/codes",
             headers=_vms(user),
             json={"title": "machine", "expired_at": expires.strftime("%Y-%m-%d %H:%M")},
@@ -139,7 +141,7 @@ class BuildingMachine(RuleBasedStateMachine):
         ids = data.draw(
             st.lists(st.sampled_from([*known, 999_999]) if known else st.just(999_999), min_size=1, max_size=4)
         )
-        response = httpx.request(
+        response = self.http.request(
             "DELETE", self.mock.urls["vms"] + "/api/v1/intercom/codes", headers=_vms(user), json={"ids": ids}
         )
         live = self._live()
@@ -157,7 +159,7 @@ class BuildingMachine(RuleBasedStateMachine):
         if not listed:
             return
         target = data.draw(st.sampled_from(listed))
-        response = httpx.delete(
+        response = self.http.delete(
             f"{self.mock.urls['seam']}/access_codes/{target['access_code_id']}",
             headers={"Authorization": OWNER_TOKENS[owner]},
         )
@@ -179,14 +181,14 @@ class BuildingMachine(RuleBasedStateMachine):
 
     @rule(intercom=st.sampled_from(list(INTERCOMS)), online=st.booleans())
     def connectivity(self, intercom: int, online: bool) -> None:
-        response = httpx.put(f"{self.mock.urls['control']}/intercoms/{intercom}/online", json={"online": online})
+        response = self.http.put(f"{self.mock.urls['control']}/intercoms/{intercom}/online", json={"online": online})
         assert response.json()["online"] is online
         self.online[intercom] = online
 
     @rule(studio=st.sampled_from(list(STUDIO_KEYS)), data=st.data(), value=st.sampled_from(["A1", "A2", "B7"]))
     def add_medium(self, studio: str, data: st.DataObject, value: str) -> None:
         customer = data.draw(st.sampled_from(CUSTOMERS[studio]))
-        response = httpx.post(
+        response = self.http.post(
             f"{self.mock.urls['magicline']}/v1/customers/{customer}/access-mediums",
             headers={"X-API-KEY": STUDIO_KEYS[studio]},
             json={"type": "BARCODE", "value": value},
@@ -204,12 +206,12 @@ class BuildingMachine(RuleBasedStateMachine):
         (studio, customer), mediums = data.draw(st.sampled_from([kv for kv in self.mediums.items() if kv[1]]))
         medium = data.draw(st.sampled_from(sorted(mediums)))
         other = "harbour" if studio == "mission" else "mission"
-        foreign = httpx.delete(
+        foreign = self.http.delete(
             f"{self.mock.urls['magicline']}/v1/customers/{customer}/access-mediums/{medium}",
             headers={"X-API-KEY": STUDIO_KEYS[other]},
         )
         assert foreign.status_code == 404  # another studio's customer does not exist for this key
-        response = httpx.delete(
+        response = self.http.delete(
             f"{self.mock.urls['magicline']}/v1/customers/{customer}/access-mediums/{medium}",
             headers={"X-API-KEY": STUDIO_KEYS[studio]},
         )
@@ -243,7 +245,7 @@ class BuildingMachine(RuleBasedStateMachine):
     @invariant()
     def customers_show_their_mediums(self) -> None:
         for (studio, customer), mediums in self.mediums.items():
-            shown = httpx.get(
+            shown = self.http.get(
                 f"{self.mock.urls['magicline']}/v1/customers/{customer}", headers={"X-API-KEY": STUDIO_KEYS[studio]}
             ).json()["accessMediums"]
             barcodes = {m["id"]: m["value"] for m in shown if m["type"] == "BARCODE"}
@@ -263,4 +265,6 @@ def test_the_mock_keeps_to_the_model(mock: RunningMock) -> None:
         suppress_health_check=list(HealthCheck),
         phases=[Phase.explicit, Phase.generate],
     )
-    machine().runTest()
+    with mock.client() as http:
+        BuildingMachine.http = http
+        machine().runTest()
