@@ -17,6 +17,8 @@ from urllib.parse import parse_qs, urlencode
 
 import httpx
 
+from conformance.target import SCHEMATHESIS_PHASES
+
 Scope = dict[str, Any]
 PREFIXES = ("/vms", "/seam", "/magicline")
 ALICE_VMS, BOB_VMS = "Bearer demo-vms-alice", "Bearer demo-vms-bob"
@@ -73,6 +75,10 @@ class Bug:
     setup: Callable[[Any], dict[str, Any]] | None = None
     #: the building to start from (None: the demo building)
     fixtures: Callable[[], dict[str, Any]] | None = None
+    #: the parts of a run holding a check that catches this bug (as `conformance run --stage/--phase` name them):
+    #: the planted run is those parts alone, while the mock without a bug passes a whole run
+    stages: tuple[str, ...] = ("scenarios",)
+    phases: tuple[str, ...] = SCHEMATHESIS_PHASES
 
     def request(self, req: Req) -> Resp | None:
         return None
@@ -213,6 +219,7 @@ class VmsMissingField(Bug):
     """Listed codes lack their required `intercom`."""
 
     api, catches = "vms", frozenset({"response_schema_conformance"})
+    stages, phases = ("schemathesis",), ("examples",)  # a generic check: Schemathesis' examples show it
 
     def response(self, req: Req, resp: Resp) -> None:
         body = resp.json()
@@ -226,6 +233,7 @@ class SeamMissingField(Bug):
     """A read access code lacks its required `owner_id`."""
 
     api, catches = "seam", frozenset({"response_schema_conformance"})
+    stages, phases = ("schemathesis",), ("examples",)  # a generic check: Schemathesis' examples show it
 
     def response(self, req: Req, resp: Resp) -> None:
         body = resp.json()
@@ -381,6 +389,7 @@ class VmsResurrected(Bug):
     """A deleted code comes back in the list once another code has been created."""
 
     api, catches, needs = "vms", frozenset({"vms_codes_state"}), ("intercom_id",)
+    stages = ("scenarios", "machines")  # the state machine's new code brings back what the scenarios deleted
 
     def __init__(self) -> None:
         self.known: dict[Any, dict[str, Any]] = {}

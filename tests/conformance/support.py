@@ -45,9 +45,8 @@ def mock_target(mock: Any, api: str, *, other: bool = True, ids: bool = True, **
 
 def disposable_code(mock: Any, intercom: str = "3043fde0-3c6d-4913-981f-2607f05fe74e") -> str:
     """A code programmed on Alice's intercom through the mock's control API, for Seam's delete checks."""
-    import httpx
-
-    answer = httpx.post(f"{mock.urls['control']}/intercoms/{intercom}/codes", json={"name": "disposable"})
+    with mock.client("control") as control:
+        answer = control.post(f"/intercoms/{intercom}/codes", json={"name": "disposable"})
     answer.raise_for_status()
     body = answer.json()
     return body.get("access_code_id") or body.get("uuid") or body["id"]
