@@ -32,6 +32,7 @@ def mock() -> Iterator[mock_testing.RunningMock]:
         yield running
 
 
+@pytest.mark.slow
 def test_a_conforming_server_exits_0_and_writes_junit(mock: mock_testing.RunningMock, tmp_path: Path) -> None:
     report = tmp_path / "report.xml"
     result = _conformance(
@@ -56,6 +57,7 @@ def test_a_conforming_server_exits_0_and_writes_junit(mock: mock_testing.Running
     assert not [secret for secret in SECRETS if secret in text]
 
 
+@pytest.mark.slow
 def test_a_broken_server_exits_1_names_the_check_and_hides_credentials(tmp_path: Path) -> None:
     report = tmp_path / "report.xml"
     with mock_testing.start_mock(seed=0, wrap=planted.wrap(planted.VmsPagingTotal())) as mock:
@@ -96,6 +98,7 @@ def test_a_run_that_cannot_be_done_exits_2(tmp_path: Path) -> None:
     assert _conformance("run", "--config", str(broken)).returncode == 2
 
 
+@pytest.mark.slow
 def test_several_apis_from_a_config_file(mock: mock_testing.RunningMock, tmp_path: Path) -> None:
     config = tmp_path / "conformance.toml"
     config.write_text(f"""
@@ -115,6 +118,7 @@ customer_id = 1003
     assert "seam" in result.stdout and "magicline" in result.stdout
 
 
+@pytest.mark.slow
 def test_the_pytest_plugin_gates_a_server(mock: mock_testing.RunningMock, tmp_path: Path) -> None:
     config = tmp_path / "conformance.toml"
     config.write_text(
@@ -197,6 +201,7 @@ def test_the_summary_counts_in_words_and_says_each_error_once() -> None:
     assert text.count("Hook failed: boom") == 1
 
 
+@pytest.mark.slow
 def test_fuzz_without_a_terminal_prints_each_stage_once_and_says_when_it_found_nothing(
     mock: mock_testing.RunningMock, tmp_path: Path
 ) -> None:

@@ -35,6 +35,7 @@ def _run(api: str, bug: planted.Bug | None) -> tuple[int, set[str]]:
     return summary.exit_code, failed_checks(summary)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("api", ["magicline", "seam", "vms"])
 def test_the_mock_conforms(api: str) -> None:
     code, failed = _run(api, None)

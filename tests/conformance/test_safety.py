@@ -8,7 +8,6 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 import mockserver.testing as mock_testing
@@ -33,7 +32,8 @@ def journal(mock: mock_testing.RunningMock, methods: tuple[str, ...] = (*WRITES,
     """The journal's entries of these methods (at most 10,000 each, which a small run stays under)."""
     entries = []
     for method in methods:
-        answer = httpx.get(mock.urls["control"] + "/journal", params={"limit": 10_000, "method": method})
+        with mock.client("control") as control:
+            answer = control.get("/journal", params={"limit": 10_000, "method": method})
         assert answer.status_code == 200, answer.text
         entries += answer.json()["entries"]
     return entries
@@ -41,7 +41,8 @@ def journal(mock: mock_testing.RunningMock, methods: tuple[str, ...] = (*WRITES,
 
 def state(mock: mock_testing.RunningMock) -> dict[str, dict[str, Any]]:
     """What a run could change: codes, keypads, customers and their mediums, by kind and key."""
-    records = httpx.get(mock.urls["control"] + "/snapshot").json()["state"]["records"]
+    with mock.client("control") as control:
+        records = control.get("/snapshot").json()["state"]["records"]
     kinds = ("code", "code_digits", "keypad", "medium_value")
     found: dict[str, dict[str, Any]] = {kind: {} for kind in (*kinds, "customer")}
     for record in records:
@@ -57,6 +58,7 @@ def successful_writes(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in entries if e["method"] in WRITES and 200 <= e["status"] < 300 and e.get("api") != "control"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("api", ["vms", "seam", "magicline"])
 def test_a_default_run_changes_only_what_it_created_and_removes_it(mock: mock_testing.RunningMock, api: str) -> None:
     extra = {"disposable_code_id": disposable_code(mock)} if api == "seam" else {}
@@ -89,6 +91,7 @@ def _ids(entry: dict[str, Any]) -> list[Any]:
     return body.get("ids", []) if isinstance(body, dict) else []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("api", ["vms", "seam", "magicline"])
 def test_read_only_runs_and_sends_no_successful_write(mock: mock_testing.RunningMock, api: str) -> None:
     summary = Summary().consume(run(mock_target(mock, api), FAST.replace(read_only=True)))
@@ -98,11 +101,13 @@ def test_read_only_runs_and_sends_no_successful_write(mock: mock_testing.Running
     assert [e for e in journal(mock) if e["method"] in ("GET", "HEAD")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("api", ["vms", "seam"])
 def test_doors_open_only_with_allow_door_unlock(mock: mock_testing.RunningMock, api: str) -> None:
     Summary().consume(run(mock_target(mock, api), FAST))
     assert not [e for e in journal(mock) if e["operation_id"] in DOORS]
-    httpx.delete(mock.urls["control"] + "/journal").raise_for_status()
+    with mock.client("control") as control:
+        control.delete("/journal").raise_for_status()
     summary = Summary().consume(run(mock_target(mock, api), FAST.replace(allow_door_unlock=True)))
     assert summary.exit_code == 0, summary.render()
     opened = [e for e in journal(mock) if e["operation_id"] in DOORS and e["status"] in (200, 204)]

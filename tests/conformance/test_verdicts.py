@@ -28,6 +28,8 @@ ALLOWED_BY_THE_CONTRACT = {
 DOOR_CHOICES = {"seam.unlock_time"}
 SMALL = ("--max-examples", "3", "--max-steps", "4")
 
+pytestmark = pytest.mark.slow  # every case is one or more whole conformance runs
+
 NON_DEFAULT = [(c.name, value) for c in CHOICES for value in c.values if value != c.default]
 
 SCENARIOS = ("--stage", "scenarios")

@@ -143,7 +143,8 @@ def mock(request: pytest.FixtureRequest) -> Iterator[RunningMock]:
 
 @pytest.fixture(scope="module")
 def client(mock: RunningMock) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=mock.base_url, timeout=30) as client:
+    # In-process (`RunningMock.client`): what is under test is the app's answer, not the HTTP connection.
+    with mock.client(timeout=30) as client:
         yield client
 
 
@@ -233,6 +234,7 @@ def fuzz_client(client: httpx.Client) -> httpx.Client:
     return client
 
 
+@pytest.mark.slow
 @settings(
     max_examples=400,
     derandomize=True,

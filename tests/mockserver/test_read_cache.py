@@ -144,6 +144,7 @@ EXPIRING = [
 ]
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(actions=st.lists(ACTIONS, min_size=1, max_size=25))
 @example(actions=EXPIRING[0])

@@ -31,6 +31,8 @@ AUTH = {
 }
 APIS = ("magicline", "seam", "vms")
 
+pytestmark = pytest.mark.slow  # every phase of Schemathesis over a whole contract
+
 
 @pytest.fixture
 def mock() -> Iterator[RunningMock]:

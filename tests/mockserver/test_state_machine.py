@@ -252,6 +252,7 @@ class BuildingMachine(RuleBasedStateMachine):
             assert barcodes == mediums
 
 
+@pytest.mark.slow
 def test_the_mock_keeps_to_the_model(mock: RunningMock) -> None:
     BuildingMachine.mock = mock
     machine = BuildingMachine.TestCase
