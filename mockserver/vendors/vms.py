@@ -370,13 +370,18 @@ async def login(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     return {"user": user_json(owner, session_id), "access_token": f"Bearer {token}"}, 200
 
 
+#: the largest integer PHP (and so Laravel's paginator) holds; also the most a JSON answer here can carry
+PHP_INT_MAX = 2**63 - 1
+
+
 def _positive(value: Any, fallback: int) -> int:
-    """A page number or size as Laravel's paginator reads it: anything but a positive integer is the fallback."""
+    """A page number or size as Laravel's paginator reads it: anything but a positive integer is the fallback,
+    and a number past PHP's integer range is PHP_INT_MAX (as PHP casts it)."""
     try:
         number = int(value)
     except (TypeError, ValueError):
         return fallback
-    return number if number >= 1 else fallback
+    return min(number, PHP_INT_MAX) if number >= 1 else fallback
 
 
 async def listCodes(page: Any = 1, per_page: Any = 25) -> tuple[dict[str, Any], int]:

@@ -213,6 +213,10 @@ def test_invalid_page(http: httpx.Client) -> None:
         assert answer.status_code == 200
         assert answer.json()["meta"]["current_page"] == 1
     assert http.get("/vms/api/v1/intercom/codes", headers=VMS, params={"per_page": 0}).json()["meta"]["per_page"] == 25
+    # A page past PHP's integer range reads as PHP_INT_MAX, as PHP casts it: an empty page, never a 500.
+    huge = http.get("/vms/api/v1/intercom/codes", headers=VMS, params={"page": "20493503661490161268555877468602368"})
+    assert huge.status_code == 200 and huge.json()["data"] == []
+    assert huge.json()["meta"]["current_page"] == 2**63 - 1
 
 
 def test_wsurl_auth(http: httpx.Client) -> None:
