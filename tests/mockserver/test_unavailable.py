@@ -3,6 +3,7 @@ answer in the vendor's body (`mockserver.http.errors.unavailable`), never an und
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -75,15 +76,9 @@ def _a_code(client: httpx.Client) -> str:
     return answer.json()["access_codes"][0]["access_code_id"]
 
 
-WITH_BODY = [(api, op) for (api, op), (method, _, _) in VALID.items() if method != "HEAD" and op != "health"]
-
-
-@pytest.mark.parametrize(("api", "operation"), WITH_BODY, ids=[f"{a}-{o}" for a, o in WITH_BODY])
-def test_redis_out_of_reach_answers_a_declared_status_in_the_vendors_body(
-    api: str, operation: str, mock: RunningMock, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    code = _a_code(client)
-    before = client.get("/_mock/snapshot").json()["state"]
+@contextlib.contextmanager
+def _redis_out_of_reach(mock: RunningMock, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every call the mock's Redis store makes, blocking or not, fails as with Redis out of reach."""
 
     def out_of_reach(*args: Any, **kwargs: Any) -> Any:
         raise StoreUnavailable("Redis at redis://nowhere: Connection refused")
@@ -94,6 +89,20 @@ def test_redis_out_of_reach_answers_a_declared_status_in_the_vendors_body(
     with monkeypatch.context() as patch:
         patch.setattr(_store(mock), "_call", out_of_reach)
         patch.setattr(_store(mock), "_fetch", fetch_out_of_reach)
+        yield
+
+
+WITH_BODY = [(api, op) for (api, op), (method, _, _) in VALID.items() if method != "HEAD" and op != "health"]
+
+
+@pytest.mark.parametrize(("api", "operation"), WITH_BODY, ids=[f"{a}-{o}" for a, o in WITH_BODY])
+def test_redis_out_of_reach_answers_a_declared_status_in_the_vendors_body(
+    api: str, operation: str, mock: RunningMock, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code = _a_code(client)
+    before = client.get("/_mock/snapshot").json()["state"]
+
+    with _redis_out_of_reach(mock, monkeypatch):
         answer = _request(client, api, operation, code)
         # Reading no state, the health check still answers.
         assert client.get("/seam/health").status_code == 200
@@ -143,15 +152,7 @@ def test_a_magicline_head_key_check_out_of_reach_answers_unavailable_not_500(
 ) -> None:
     # HEAD only checks the key, before any routing: the key cannot be looked up, so the answer is Magicline's
     # "unavailable" (an empty body, as every HEAD answer), never a 500 and never a false 401.
-    def out_of_reach(*args: Any, **kwargs: Any) -> Any:
-        raise StoreUnavailable("Redis at redis://nowhere: Connection refused")
-
-    async def fetch_out_of_reach(*args: Any, **kwargs: Any) -> Any:
-        raise redis.ConnectionError("Connection refused")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(_store(mock), "_call", out_of_reach)
-        patch.setattr(_store(mock), "_fetch", fetch_out_of_reach)
+    with _redis_out_of_reach(mock, monkeypatch):
         answer = client.head("/magicline/v1/customers/1001", headers={"X-API-KEY": "demo-magicline-mission"})
     assert answer.status_code == 503 and answer.content == b""
     assert (
