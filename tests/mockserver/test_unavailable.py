@@ -153,8 +153,6 @@ def test_a_magicline_head_key_check_out_of_reach_answers_unavailable_not_500(
     # HEAD only checks the key, before any routing: the key cannot be looked up, so the answer is Magicline's
     # "unavailable" (an empty body, as every HEAD answer), never a 500 and never a false 401.
     with _redis_out_of_reach(mock, monkeypatch):
-        answer = client.head("/magicline/v1/customers/1001", headers={"X-API-KEY": "demo-magicline-mission"})
+        answer = client.head("/magicline/v1/customers/1001", headers=KEY)
     assert answer.status_code == 503 and answer.content == b""
-    assert (
-        client.head("/magicline/v1/customers/1001", headers={"X-API-KEY": "demo-magicline-mission"}).status_code == 200
-    )
+    assert client.head("/magicline/v1/customers/1001", headers=KEY).status_code == 200
