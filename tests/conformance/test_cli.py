@@ -88,6 +88,22 @@ def test_a_broken_server_exits_1_names_the_check_and_hides_credentials(tmp_path:
     assert not [secret for secret in SECRETS if secret in text]
 
 
+def test_a_bounded_run_sends_what_its_examples_ask_for(mock: mock_testing.RunningMock) -> None:
+    # Schemathesis' error feedback, learning from VMS's 422s in the fuzzing phase, once made the stateful phase redraw
+    # scenario after scenario: 400 requests where 4 examples of 4 steps ask for about 40.
+    with mock.client("control") as control:
+        control.delete("/journal").raise_for_status()
+    phases = ("--stage", "schemathesis", "--phase", "fuzzing", "--phase", "stateful")
+    result = _conformance(
+        "run", "--api", "vms", "--base-url", mock.urls["vms"], "--login", "alice@demo.test",
+        "--password", "alice-password", "--intercom-id", "180", *phases,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    with mock.client("control") as control:
+        sent = control.get("/journal", params={"api": "vms", "limit": 10_000}).json()["entries"]
+    assert 10 < len(sent) <= 120
+
+
 def test_a_run_that_cannot_be_done_exits_2(tmp_path: Path) -> None:
     unreachable = _conformance("run", "--api", "seam", "--base-url", "http://127.0.0.1:9", "--token", "x")
     assert unreachable.returncode == 2
