@@ -31,6 +31,7 @@ from .choices import ChoiceBoard, Choices
 from .contracts import document
 from .domain.building import Building, Rules
 from .domain.clock import ManualClock
+from .http.connexion_internals import remember_valid_contracts
 from .http.cors import VendorCors
 from .http.errors import ErrorHandler, error_handler
 from .http.fast_routing import FastRouter
@@ -250,6 +251,7 @@ def _http_app(
         chain = list(ConnexionMiddleware.default_middlewares)
     # The stock chain keeps Connexion's own validators: it is the reference the compiled pipeline is held to.
     validators = VALIDATOR_MAP if pipeline == "compiled" else None
+    remember_valid_contracts()
     app = AsyncApp(__name__, validator_map=validators, validate_responses=validate_responses, middlewares=chain)
     # Accepted credentials are kept with the read cache, on the same terms: until the store changes.
     store = runtime.building.store

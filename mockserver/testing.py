@@ -36,11 +36,11 @@ import pytest
 from .domain.clock import ManualClock
 
 if TYPE_CHECKING:
-    import uvicorn
     from starlette.types import ASGIApp
 
     from .app import MockApp
     from .domain.building import Rules
+    from .http.connection import PromptServer
     from .runtime import Runtime, Settings
 
 __all__ = ["RunningMock", "mock_server", "start_mock"]
@@ -58,7 +58,7 @@ class RunningMock:
     clock: ManualClock
     runtime: Runtime
     app: MockApp
-    _server: uvicorn.Server = field(repr=False)
+    _server: PromptServer = field(repr=False)
     _thread: threading.Thread = field(repr=False)
     #: the app as served (wrapped, when `start_mock` was given `wrap`) and the event loop serving it
     _served: ASGIApp = field(repr=False)
@@ -74,7 +74,7 @@ class RunningMock:
         return httpx.Client(base_url=base, transport=transport, timeout=timeout, **options)
 
     def stop(self) -> None:
-        self._server.should_exit = True
+        self._server.stop()
         self._thread.join(timeout=10)
 
     def __enter__(self) -> RunningMock:
@@ -150,7 +150,7 @@ def start_mock(
 
         from .app import VENDOR_APIS, create_app
         from .control import credentials_json
-        from .http.connection import BoundedHttpProtocol
+        from .http.connection import BoundedHttpProtocol, PromptServer
 
     if clock is None:
         clock = ManualClock(start, frozen=frozen)
@@ -180,7 +180,7 @@ def start_mock(
         ws="websockets-sansio",
         http=BoundedHttpProtocol,
     )
-    server = uvicorn.Server(config)
+    server = PromptServer(config)
     loops: list[asyncio.AbstractEventLoop] = []
 
     async def serve_here() -> None:

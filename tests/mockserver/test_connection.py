@@ -105,3 +105,17 @@ def test_a_client_that_does_not_read_cannot_make_the_mock_queue_without_bound(mo
         time.sleep(0.05)
     assert all(ref() is None for ref in queued)
     assert _protocols(mock) == []
+
+
+def test_stopping_closes_open_connections_and_frees_the_port() -> None:
+    # `start_mock` stops through `PromptServer`, which does uvicorn's shutdown steps without its fixed pauses.
+    running = start_mock(seed=6)
+    idle, busy = _connect(running), _connect(running)
+    idle.sendall(HEALTH)
+    assert _read_answers(idle, 1)[0][0] == 200
+    busy.sendall(HEALTH[:20])  # a request half sent
+    running.stop()
+    assert not running._thread.is_alive()
+    assert idle.recv(1) == b"" and busy.recv(1) == b""  # both closed by the server
+    with pytest.raises(ConnectionRefusedError):
+        _connect(running)

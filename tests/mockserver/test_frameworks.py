@@ -125,3 +125,20 @@ def test_the_cli_starts_on_the_installed_releases() -> None:
     result = _start("")
     assert result.returncode == 0, result.stderr
     assert "Usage:" in result.stdout
+
+
+def test_a_contract_validated_once_is_not_trusted_after_an_edit() -> None:
+    # Connexion validates each contract on every `add_api`; the mock remembers valid ones by content, never by name.
+    from connexion.exceptions import InvalidSpecification
+    from connexion.spec import Specification
+
+    from mockserver.contracts import load_contract
+    from mockserver.http.connexion_internals import remember_valid_contracts
+
+    remember_valid_contracts()
+    contract = load_contract("seam").raw
+    Specification.from_dict(contract)
+    edited = {**contract, "paths": {"/health": {"get": {"responses": {"200": {"description": 5}}}}}}
+    with pytest.raises(InvalidSpecification):
+        Specification.from_dict(edited)
+    Specification.from_dict(contract)  # and the one remembered still loads
