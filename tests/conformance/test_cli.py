@@ -12,18 +12,13 @@ import pytest
 
 import mockserver.testing as mock_testing
 from tests.conformance import planted
+from tests.conformance.forked import run_conformance
 
 SECRETS = ("demo-seam-alice", "demo-seam-bob", "alice-password", "bob-password", "demo-magicline-mission")
 
 
 def _conformance(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "conformance.cli", *args, "--no-progress", "--max-examples", "4", "--max-steps", "4"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    return run_conformance([*args, "--no-progress", "--max-examples", "4", "--max-steps", "4"], env=env, timeout=300)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ seeds alone (tests/independent) must pass too.
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import pytest
 
 import mockserver.testing as mock_testing
 from mockserver.choices import CHOICES
+from tests.conformance.forked import run_conformance
 from tests.independent import serve
 
 #: values the contract as written also allows: `--strict` has nothing to fail there
@@ -96,14 +96,10 @@ def mock_targets(mock: mock_testing.RunningMock, apis: tuple[str, ...]) -> list[
 
 
 def conformance(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    # A fresh interpreter each run: in a process that has run the suite before, or that serves the mock itself,
-    # Schemathesis' stateful phase generates other cases than a user's run would.
-    return subprocess.run(
-        [sys.executable, "-m", "conformance", "run", "--config", str(config), "--no-progress", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    # A fresh process each run (forked from one that only imported the suite): in a process that has run the suite
+    # before, or that serves the mock itself, Schemathesis' stateful phase generates other cases than a user's run
+    # would.
+    return run_conformance(["run", "--config", str(config), "--no-progress", *args])
 
 
 def _apis(name: str) -> tuple[str, ...]:
