@@ -32,8 +32,11 @@ for line in sys.stdin:
         print(pid, flush=True)
     else:
         try:
-            for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
-                target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            sys.stdin.close()  # the zygote's requests are not the child's input
+            write = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+            streams = ((0, os.devnull, os.O_RDONLY), (1, request["stdout"], write), (2, request["stderr"], write))
+            for fd, path, mode in streams:
+                target = os.open(path, mode)
                 os.dup2(target, fd)
                 os.close(target)
             os.chdir(request["cwd"])
