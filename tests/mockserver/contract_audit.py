@@ -20,6 +20,7 @@ from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotF
 from openapi_core.testing import MockRequest, MockResponse
 
 from mockserver.contracts import contract_path
+from mockserver.testing import RunningMock
 from tests.specs import resolve_refs
 
 HOST = "http://mock.test"
@@ -123,14 +124,15 @@ def assert_conforms(response: httpx.Response) -> httpx.Response:
     return response
 
 
-def audited_client(base_url: str, **kwargs: Any) -> httpx.Client:
-    """An httpx client that audits every response it receives."""
+def audited_client(mock: RunningMock, **kwargs: Any) -> httpx.Client:
+    """A client of ``mock`` (`RunningMock.client`: straight to the app, no socket) that audits every response it
+    receives."""
 
     def hook(response: httpx.Response) -> None:
         response.read()
         assert_conforms(response)
 
-    return httpx.Client(base_url=base_url, event_hooks={"response": [hook]}, **kwargs)
+    return mock.client(event_hooks={"response": [hook]}, **kwargs)
 
 
 def state_of(client: httpx.Client) -> Any:

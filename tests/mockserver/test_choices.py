@@ -34,7 +34,7 @@ def mock() -> Iterator[RunningMock]:
 
 @pytest.fixture
 def http(mock: RunningMock) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=mock.base_url) as client:
+    with mock.client() as client:
         client.post("/_mock/reset").raise_for_status()
         mock.clock.set(START)
         yield client
@@ -117,13 +117,13 @@ def test_the_control_api_sets_checks_and_resets_choices(http: httpx.Client) -> N
 
 def test_choices_given_at_start_survive_a_reset_and_a_restart(tmp_path: Any) -> None:
     state = tmp_path / "building.db"
-    with start_mock(seed=0, state_path=state, choices={"seam.health_auth": "bearer"}) as mock:
-        assert httpx.get(mock.urls["seam"] + "/health").status_code == 401
-        httpx.post(mock.urls["control"] + "/reset").raise_for_status()
-        assert httpx.get(mock.urls["seam"] + "/health").status_code == 401
-        httpx.put(mock.urls["control"] + "/choices", json={"values": {"vms.list_order": "oldest_first"}})
-    with start_mock(seed=0, state_path=state) as mock:
-        values = {i["name"]: i["value"] for i in httpx.get(mock.urls["control"] + "/choices").json()["choices"]}
+    with start_mock(seed=0, state_path=state, choices={"seam.health_auth": "bearer"}) as mock, mock.client() as http:
+        assert http.get(mock.urls["seam"] + "/health").status_code == 401
+        http.post(mock.urls["control"] + "/reset").raise_for_status()
+        assert http.get(mock.urls["seam"] + "/health").status_code == 401
+        http.put(mock.urls["control"] + "/choices", json={"values": {"vms.list_order": "oldest_first"}})
+    with start_mock(seed=0, state_path=state) as mock, mock.client() as http:
+        values = {i["name"]: i["value"] for i in http.get(mock.urls["control"] + "/choices").json()["choices"]}
         # What was in force is what comes back.
         assert values["vms.list_order"] == "oldest_first" and values["seam.health_auth"] == "public"
 
@@ -133,7 +133,7 @@ def test_fixtures_may_set_choices() -> None:
 
     fixtures = {**load_fixtures(None), "choices": {"magicline.offset": "opaque"}}
     with start_mock(seed=0, fixtures=fixtures) as mock:
-        body = httpx.get(mock.urls["magicline"] + "/v1/customers", headers=MAGICLINE).json()
+        body = mock.client("magicline").get("/v1/customers", headers=MAGICLINE).json()
         assert not body["offset"].isdigit()
 
 
@@ -168,7 +168,7 @@ def test_intercom_created_at(form: str, pattern: str | None) -> None:
     fixtures = {**demo, "intercoms": intercoms, "choices": {"vms.intercom_created_at": form}}
     with (
         start_mock(seed=0, start=START, fixtures=fixtures, validate_responses=True) as mock,
-        httpx.Client(base_url=mock.base_url) as http,
+        mock.client() as http,
     ):
         code = create_code(http).json()
         listed = http.get("/vms/api/v1/intercom/codes", headers=VMS).json()["data"][0]

@@ -45,7 +45,7 @@ def mock(ticker: Ticker) -> Iterator[RunningMock]:
 
 @pytest.fixture
 def control(mock: RunningMock) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=mock.urls["control"]) as client:
+    with mock.client("control") as client:
         client.post("/reset").raise_for_status()
         client.put("/clock", json={"now": START.isoformat(), "frozen": False}).raise_for_status()
         yield client
@@ -79,10 +79,11 @@ def test_the_ends_of_the_range_are_allowed_and_the_clock_runs_on(
 ) -> None:
     assert control.put("/clock", json={"now": "9000-01-01T00:00:00Z"}).json()["now"] == LATEST.isoformat()
     ticker.now += 3  # three seconds of real time: the clock runs past the end of the range, and all is well
-    codes = httpx.get(mock.urls["vms"] + "/api/v1/intercom/codes", headers=VMS)
+    http = mock.client()
+    codes = http.get(mock.urls["vms"] + "/api/v1/intercom/codes", headers=VMS)
     assert codes.status_code == 200
     assert codes.headers["date"] == "Wed, 01 Jan 9000 00:00:03 GMT"
-    qr = httpx.get(
+    qr = http.get(
         mock.urls["magicline"] + "/v1/customers/1001/access-code", headers={"X-API-KEY": "demo-magicline-mission"}
     )
     assert qr.json()["expiresAt"] == "9000-01-01T00:05:03Z"
@@ -109,8 +110,8 @@ def test_freezing_at_a_moment_freezes_at_exactly_that_moment(control: httpx.Clie
 
 def test_a_code_whose_deletion_date_needs_five_digits_is_refused(mock: RunningMock, control: httpx.Client) -> None:
     def create(expired_at: str) -> httpx.Response:
-        return httpx.post(
-            mock.urls["vms"] + "/api/v1/intercom/180/codes",
+        return mock.client("vms").post(
+            "/api/v1/intercom/180/codes",
             headers=VMS,
             json={"title": "Far", "expired_at": expired_at},
         )

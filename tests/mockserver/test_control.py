@@ -24,24 +24,33 @@ def mock() -> Iterator[RunningMock]:
 
 @pytest.fixture
 def control(mock: RunningMock) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=mock.urls["control"]) as client:
+    with mock.client("control") as client:
         client.post("/reset").raise_for_status()
         mock.clock.set(START)
         yield client
 
 
+@pytest.fixture
+def http(mock: RunningMock) -> Iterator[httpx.Client]:
+    """Requests to any of the mock's APIs by absolute URL, straight to the app (no socket)."""
+    with mock.client() as client:
+        yield client
+
+
 def _codes(mock: RunningMock) -> list[dict]:
-    response = httpx.get(mock.urls["vms"] + "/api/v1/intercom/codes", headers=VMS)
+    with mock.client("vms") as vms:
+        response = vms.get("/api/v1/intercom/codes", headers=VMS)
     assert response.status_code == 200
     return response.json()["data"]
 
 
 def _create(mock: RunningMock, title: str) -> httpx.Response:
-    return httpx.post(
-        mock.urls["vms"] + "/api/v1/intercom/180/codes",
-        headers=VMS,
-        json={"title": title, "expired_at": "2032-04-01 00:00"},
-    )
+    with mock.client("vms") as vms:
+        return vms.post(
+            "/api/v1/intercom/180/codes",
+            headers=VMS,
+            json={"title": title, "expired_at": "2032-04-01 00:00"},
+        )
 
 
 def test_snapshot_restore_and_reset(mock: RunningMock, control: httpx.Client) -> None:
@@ -76,17 +85,20 @@ def test_the_clock_reads_sets_advances_and_freezes(mock: RunningMock, control: h
     assert control.put("/clock", json={"now": "2032-03-02T00:00:00Z"}).json()["now"] == "2032-03-02T00:00:00+00:00"
     assert control.put("/clock", json={"frozen": False}).json()["frozen"] is False
     assert control.put("/clock", json={"frozen": True}).json()["frozen"] is True
-    response = httpx.get(mock.urls["seam"] + "/health")
+    with mock.client("seam") as seam:
+        response = seam.get("/health")
     assert response.headers["date"] == "Tue, 02 Mar 2032 00:00:00 GMT"
     assert control.post("/clock/advance", json={"seconds": -5}).status_code == 400
 
 
-def test_minted_credentials_work_and_keep_their_scopes(mock: RunningMock, control: httpx.Client) -> None:
+def test_minted_credentials_work_and_keep_their_scopes(
+    mock: RunningMock, control: httpx.Client, http: httpx.Client
+) -> None:
     key = control.post("/credentials/magicline-keys", json={"studio_id": 1238735971, "scopes": ["CUSTOMER_READ"]})
     assert key.status_code == 201
     headers = {"X-API-KEY": key.json()["api_key"]}
-    assert httpx.get(mock.urls["magicline"] + "/v1/customers/2001", headers=headers).status_code == 200
-    write = httpx.post(
+    assert http.get(mock.urls["magicline"] + "/v1/customers/2001", headers=headers).status_code == 200
+    write = http.post(
         mock.urls["magicline"] + "/v1/customers/2001/access-mediums",
         headers=headers,
         json={"type": "PIN", "value": "1234"},
@@ -95,7 +107,7 @@ def test_minted_credentials_work_and_keep_their_scopes(mock: RunningMock, contro
 
     owner = mock.credentials["seam"]["owners"][1]["owner_id"]
     seam = control.post("/credentials/seam-tokens", json={"owner_id": owner}).json()
-    intercoms = httpx.get(
+    intercoms = http.get(
         mock.urls["seam"] + "/door_locks", headers={"Authorization": f"Bearer {seam['access_token']}"}
     ).json()["intercoms"]
     assert [i["name"] for i in intercoms] == ["Harbour Entrance"]
@@ -103,7 +115,7 @@ def test_minted_credentials_work_and_keep_their_scopes(mock: RunningMock, contro
     vms = control.post("/credentials/vms-tokens", json={"user_id": 14}).json()
     assert vms["access_token"].startswith("Bearer ")
     assert (
-        httpx.get(
+        http.get(
             mock.urls["vms"] + "/api/v1/intercom/codes", headers={**VMS, "Authorization": vms["access_token"]}
         ).status_code
         == 200
@@ -114,7 +126,8 @@ def test_minted_credentials_work_and_keep_their_scopes(mock: RunningMock, contro
 def test_every_credential_comes_with_the_headers_to_send(mock_server: RunningMock) -> None:
     """Each vendor's own `access_token` form is kept (Seam's bare, VMS's with its scheme); `headers` are what a
     request sends, as they are. Responses here are checked against control.yaml (`mock_server` validates)."""
-    control = httpx.Client(base_url=mock_server.urls["control"])
+    control = mock_server.client("control")
+    http = mock_server.client()
     credentials = control.get("/credentials").json()
     magicline, seam, vms = mock_server.urls["magicline"], mock_server.urls["seam"], mock_server.urls["vms"]
     minted = [
@@ -138,7 +151,7 @@ def test_every_credential_comes_with_the_headers_to_send(mock_server: RunningMoc
         "vms": vms + "/api/v1/intercom/codes",
     }
     for api, credential in listed + minted:
-        answer = httpx.get(probes[api], headers=credential["headers"])
+        answer = http.get(probes[api], headers=credential["headers"])
         assert answer.status_code == 200, (api, credential, answer.text)
     alice_seam = credentials["seam"]["owners"][0]
     assert alice_seam["access_token"] == "demo-seam-alice"
@@ -150,14 +163,16 @@ def test_every_credential_comes_with_the_headers_to_send(mock_server: RunningMoc
     assert mission["headers"] == {"X-API-KEY": "demo-magicline-mission"}
 
 
-def test_faults_answer_declared_statuses_for_the_next_calls(mock: RunningMock, control: httpx.Client) -> None:
+def test_faults_answer_declared_statuses_for_the_next_calls(
+    mock: RunningMock, control: httpx.Client, http: httpx.Client
+) -> None:
     fault = control.post("/faults", json={"api": "seam", "operation_id": "listIntercoms", "status": 401, "count": 2})
     assert fault.status_code == 201
     seam = {"Authorization": "Bearer demo-seam-alice"}
     for _ in range(2):
-        failed = httpx.get(mock.urls["seam"] + "/door_locks", headers=seam)
+        failed = http.get(mock.urls["seam"] + "/door_locks", headers=seam)
         assert failed.status_code == 401 and failed.json()["error_id"] == "UNAUTHORIZED"
-    assert httpx.get(mock.urls["seam"] + "/door_locks", headers=seam).status_code == 200
+    assert http.get(mock.urls["seam"] + "/door_locks", headers=seam).status_code == 200
     assert control.get("/faults").json() == {"faults": []}
 
     # A fault may only produce what the contract declares for the operation.
@@ -168,21 +183,21 @@ def test_faults_answer_declared_statuses_for_the_next_calls(mock: RunningMock, c
     only_bob = control.post(
         "/faults", json={"api": "seam", "status": 404, "tenant": bob, "operation_id": "getIntercom"}
     ).json()
-    alice_house = httpx.get(mock.urls["seam"] + "/intercoms/3043fde0-3c6d-4913-981f-2607f05fe74e", headers=seam)
+    alice_house = http.get(mock.urls["seam"] + "/intercoms/3043fde0-3c6d-4913-981f-2607f05fe74e", headers=seam)
     assert alice_house.status_code == 200
     assert control.delete(f"/faults/{only_bob['id']}").status_code == 204
     assert control.delete(f"/faults/{only_bob['id']}").status_code == 404
 
 
-def test_the_journal_records_redacts_and_filters(mock: RunningMock, control: httpx.Client) -> None:
+def test_the_journal_records_redacts_and_filters(mock: RunningMock, control: httpx.Client, http: httpx.Client) -> None:
     control.delete("/journal")
     assert _create(mock, "journaled").status_code == 200
-    httpx.post(
+    http.post(
         mock.urls["vms"] + "/api/v1/token",
         headers={"X-Client": "web", "X-UUID": "j"},
         json={"login": "alice@demo.test", "password": "alice-password"},
     )
-    httpx.get(mock.urls["magicline"] + "/v1/customers/1001", headers={"X-API-KEY": "demo-magicline-mission"})
+    http.get(mock.urls["magicline"] + "/v1/customers/1001", headers={"X-API-KEY": "demo-magicline-mission"})
 
     entries = control.get("/journal", params={"api": "vms"}).json()["entries"]
     created, login = entries
@@ -199,11 +214,11 @@ def test_the_journal_records_redacts_and_filters(mock: RunningMock, control: htt
     assert len(control.get("/journal", params={"limit": 1}).json()["entries"]) == 1
 
 
-def test_the_journal_is_a_bounded_ring(mock: RunningMock, control: httpx.Client) -> None:
+def test_the_journal_is_a_bounded_ring(mock: RunningMock, control: httpx.Client, http: httpx.Client) -> None:
     assert control.patch("/settings", json={"journal_size": 3}).json()["journal_size"] == 3
     try:
         for _ in range(5):
-            httpx.get(mock.urls["seam"] + "/health")
+            http.get(mock.urls["seam"] + "/health")
         entries = control.get("/journal", params={"limit": 100}).json()["entries"]
         assert len(entries) == 3
     finally:
@@ -225,20 +240,21 @@ def test_the_pytest_fixture_gives_a_fresh_mock(mock_server: RunningMock) -> None
     assert mock_server.clock.frozen
     assert set(mock_server.urls) == {"magicline", "seam", "vms", "control"}
     token = mock_server.credentials["seam"]["owners"][0]["access_token"]
-    assert (
-        httpx.get(mock_server.urls["seam"] + "/door_locks", headers={"Authorization": f"Bearer {token}"}).status_code
-        == 200
-    )
+    with mock_server.client() as http:
+        assert (
+            http.get(mock_server.urls["seam"] + "/door_locks", headers={"Authorization": f"Bearer {token}"}).status_code
+            == 200
+        )
 
 
 @pytest.mark.parametrize(("pipeline", "read_cache"), [("compiled", True), ("compiled", False), ("connexion", False)])
 def test_a_revoked_seam_token_gets_seams_401(pipeline: str, read_cache: bool) -> None:
     """Seam tokens never expire in the mock; a client tests its re-authorisation by revoking one."""
     with start_mock(seed=12, start=START, pipeline=pipeline, read_cache=read_cache) as running:
-        control = httpx.Client(base_url=running.urls["control"])
+        control = running.client("control")
         owner = running.credentials["seam"]["owners"][0]["owner_id"]
         minted = control.post("/credentials/seam-tokens", json={"owner_id": owner}).json()["access_token"]
-        seam = httpx.Client(base_url=running.urls["seam"], headers={"Authorization": f"Bearer {minted}"})
+        seam = running.client("seam", headers={"Authorization": f"Bearer {minted}"})
         assert seam.get("/door_locks").status_code == 200  # the read cache keeps this answer, and the verdict
 
         running.clock.advance(days=3650)
@@ -253,7 +269,7 @@ def test_a_revoked_seam_token_gets_seams_401(pipeline: str, read_cache: bool) ->
         for token in (minted, "never-issued", "demo-vms-alice"):
             missing = control.post("/credentials/seam-tokens/revoke", json={"access_token": token})
             assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
-        assert httpx.get(running.urls["vms"] + "/api/v1/intercom/codes", headers=VMS).status_code == 200
+        assert running.client().get(running.urls["vms"] + "/api/v1/intercom/codes", headers=VMS).status_code == 200
 
         # The demo token may be revoked too; it is then no longer offered, until a reset.
         demo = {"Authorization": "Bearer demo-seam-alice"}

@@ -28,19 +28,26 @@ def mock() -> Iterator[RunningMock]:
 
 @pytest.fixture(autouse=True)
 def fresh(mock: RunningMock) -> None:
-    httpx.post(mock.urls["control"] + "/reset").raise_for_status()
+    mock.client("control").post("/reset").raise_for_status()
     mock.clock.set(START)
 
 
+@pytest.fixture
+def http(mock: RunningMock) -> Iterator[httpx.Client]:
+    """Requests to any of the mock's APIs by absolute URL, straight to the app (no socket)."""
+    with mock.client() as client:
+        yield client
+
+
 def _present(mock: RunningMock, intercom: object, kind: str, value: str) -> dict:
-    response = httpx.post(f"{mock.urls['control']}/intercoms/{intercom}/present", json={"kind": kind, "value": value})
+    response = mock.client("control").post(f"/intercoms/{intercom}/present", json={"kind": kind, "value": value})
     assert response.status_code == 200, response.text
     return response.json()
 
 
 def _vms_code(mock: RunningMock, intercom: int = 180, expired_at: str = "2033-05-01 12:00") -> dict:
-    response = httpx.post(
-        f"{mock.urls['vms']}/api/v1/intercom/{intercom}/codes",
+    response = mock.client("vms").post(
+        f"/api/v1/intercom/{intercom}/codes",
         headers=VMS,
         json={"title": "visitor", "expired_at": expired_at},
     )
@@ -49,7 +56,7 @@ def _vms_code(mock: RunningMock, intercom: int = 180, expired_at: str = "2033-05
 
 
 def test_every_credential_kind_opens_the_door(mock: RunningMock) -> None:
-    magicline = httpx.Client(base_url=mock.urls["magicline"], headers=MAGICLINE)
+    magicline = mock.client("magicline", headers=MAGICLINE)
     qr = magicline.get("/v1/customers/1001/access-code").json()["content"]
     for kind, value in [("BARCODE", "bar-1"), ("WALLET_PASS", "wallet-1"), ("PIN", "24680")]:
         assert (
@@ -69,11 +76,11 @@ def test_every_credential_kind_opens_the_door(mock: RunningMock) -> None:
         assert decision["door"]["locked"] is False
 
 
-def test_every_reason_to_refuse(mock: RunningMock) -> None:
+def test_every_reason_to_refuse(mock: RunningMock, http: httpx.Client) -> None:
     code = _vms_code(mock, expired_at="2033-05-01 10:00")
     other_intercom = _vms_code(mock, intercom=181)
     deleted = _vms_code(mock)
-    httpx.request("DELETE", mock.urls["vms"] + "/api/v1/intercom/codes", headers=VMS, json={"ids": [deleted["id"]]})
+    http.request("DELETE", mock.urls["vms"] + "/api/v1/intercom/codes", headers=VMS, json={"ids": [deleted["id"]]})
     cases = [
         ("keypad", "99999", "unknown"),
         ("keypad", "12x45", "invalid_format"),
@@ -90,66 +97,66 @@ def test_every_reason_to_refuse(mock: RunningMock) -> None:
         assert decision["door"]["locked"] is True
     mock.clock.set(datetime(2033, 5, 1, 10, 0, 1, tzinfo=UTC))
     assert _present(mock, 180, "keypad", code["code"])["reason"] == "expired"
-    httpx.put(mock.urls["control"] + "/intercoms/180/online", json={"online": False})
+    http.put(mock.urls["control"] + "/intercoms/180/online", json={"online": False})
     assert _present(mock, 180, "card", "1290158199")["reason"] == "device_offline"
 
 
-def test_the_door_relocks_on_the_simulated_clock(mock: RunningMock) -> None:
-    unlock = httpx.post(f"{mock.urls['seam']}/intercoms/{HOUSE}/unlock", headers=SEAM, json={"unlock_time": "2000"})
+def test_the_door_relocks_on_the_simulated_clock(mock: RunningMock, http: httpx.Client) -> None:
+    unlock = http.post(f"{mock.urls['seam']}/intercoms/{HOUSE}/unlock", headers=SEAM, json={"unlock_time": "2000"})
     assert unlock.json() == {"ok": True}
-    device = httpx.get(mock.urls["control"] + "/intercoms/180").json()
+    device = http.get(mock.urls["control"] + "/intercoms/180").json()
     assert device["door"] == {"locked": False, "unlocked_until": "2033-05-01T09:00:02+00:00"}
     mock.clock.advance(seconds=1.5)
-    assert httpx.get(mock.urls["control"] + "/intercoms/180").json()["door"]["locked"] is False
+    assert http.get(mock.urls["control"] + "/intercoms/180").json()["door"]["locked"] is False
     mock.clock.advance(seconds=1)
-    assert httpx.get(mock.urls["control"] + "/intercoms/180").json()["door"]["locked"] is True
-    assert httpx.post(mock.urls["vms"] + "/api/v1/intercom/180/open-door", headers=VMS).status_code == 204
-    events = httpx.get(mock.urls["control"] + "/intercoms/180/events").json()["events"]
+    assert http.get(mock.urls["control"] + "/intercoms/180").json()["door"]["locked"] is True
+    assert http.post(mock.urls["vms"] + "/api/v1/intercom/180/open-door", headers=VMS).status_code == 204
+    events = http.get(mock.urls["control"] + "/intercoms/180/events").json()["events"]
     assert [e["type"] for e in events] == ["door.unlocked", "door.locked", "door.unlocked"]
     assert events[0]["detail"]["by"] == "seam" and events[1]["at"] == "2033-05-01T09:00:02+00:00"
 
 
-def test_going_offline_has_the_documented_effects_everywhere(mock: RunningMock) -> None:
+def test_going_offline_has_the_documented_effects_everywhere(mock: RunningMock, http: httpx.Client) -> None:
     code = _vms_code(mock)
     seam_code = next(
         c
-        for c in httpx.get(mock.urls["seam"] + "/access_codes", params={"intercom_id": HOUSE}, headers=SEAM).json()[
+        for c in http.get(mock.urls["seam"] + "/access_codes", params={"intercom_id": HOUSE}, headers=SEAM).json()[
             "access_codes"
         ]
         if c["code"] == code["code"]
     )
-    offline = httpx.put(mock.urls["control"] + "/intercoms/180/online", json={"online": False}).json()
+    offline = http.put(mock.urls["control"] + "/intercoms/180/online", json={"online": False}).json()
     assert offline["online"] is False
 
-    unlock = httpx.post(f"{mock.urls['seam']}/intercoms/{HOUSE}/unlock", headers=SEAM, json={"unlock_time": 1000})
+    unlock = http.post(f"{mock.urls['seam']}/intercoms/{HOUSE}/unlock", headers=SEAM, json={"unlock_time": 1000})
     assert unlock.status_code == 500 and unlock.json()["error_id"] == "INTERCOM_DISCONNECTED"
-    removal = httpx.delete(f"{mock.urls['seam']}/access_codes/{seam_code['access_code_id']}", headers=SEAM)
+    removal = http.delete(f"{mock.urls['seam']}/access_codes/{seam_code['access_code_id']}", headers=SEAM)
     assert removal.status_code == 500 and removal.json()["error_id"] == "ACCESS_CODE_REMOVAL_FAILED"
     assert (
-        httpx.get(f"{mock.urls['seam']}/access_codes/{seam_code['access_code_id']}", headers=SEAM).status_code == 200
+        http.get(f"{mock.urls['seam']}/access_codes/{seam_code['access_code_id']}", headers=SEAM).status_code == 200
     )  # the code stays
 
-    listed = httpx.get(mock.urls["vms"] + "/api/v1/intercom/codes", headers=VMS).json()["data"]
+    listed = http.get(mock.urls["vms"] + "/api/v1/intercom/codes", headers=VMS).json()["data"]
     assert all(c["intercom"]["is_online"] is False for c in listed if c["intercom"]["id"] == 180)
-    door = httpx.post(mock.urls["vms"] + "/api/v1/intercom/180/open-door", headers=VMS)
+    door = http.post(mock.urls["vms"] + "/api/v1/intercom/180/open-door", headers=VMS)
     assert door.status_code == 422 and set(door.json()["errors"]) == {"intercom"}
 
     # Changes wait for the device: a new code reaches the keypad, a deleted one keeps opening, until back online.
     queued = _vms_code(mock)
-    httpx.request("DELETE", mock.urls["vms"] + "/api/v1/intercom/codes", headers=VMS, json={"ids": [code["id"]]})
+    http.request("DELETE", mock.urls["vms"] + "/api/v1/intercom/codes", headers=VMS, json={"ids": [code["id"]]})
     assert _present(mock, 180, "keypad", queued["code"])["reason"] == "unknown"
     assert _present(mock, 180, "keypad", code["code"])["granted"] is True
-    assert httpx.get(mock.urls["control"] + "/intercoms/180").json()["pending_sync"] == 2
-    back = httpx.put(mock.urls["control"] + "/intercoms/180/online", json={"online": True}).json()
+    assert http.get(mock.urls["control"] + "/intercoms/180").json()["pending_sync"] == 2
+    back = http.put(mock.urls["control"] + "/intercoms/180/online", json={"online": True}).json()
     assert back["online"] is True and back["pending_sync"] == 0
     assert _present(mock, 180, "keypad", queued["code"])["granted"] is True
     assert _present(mock, 180, "keypad", code["code"])["reason"] == "revoked"
-    events = httpx.get(mock.urls["control"] + "/intercoms/180/events").json()["events"]
+    events = http.get(mock.urls["control"] + "/intercoms/180/events").json()["events"]
     assert {"type": "device.online", "detail": {"synced": 2}} in [{k: e[k] for k in ("type", "detail")} for e in events]
 
 
 def test_the_device_refuses_a_duplicate_or_malformed_code(mock: RunningMock) -> None:
-    control = httpx.Client(base_url=mock.urls["control"])
+    control = mock.client("control")
     programmed = control.post("/intercoms/181/codes", json={"name": "cleaner", "code": "4321"})
     assert programmed.status_code == 201 and programmed.json()["code"] == "4321"
     assert control.post("/intercoms/181/codes", json={"name": "again", "code": "4321"}).status_code == 400

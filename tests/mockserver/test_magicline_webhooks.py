@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
 import pytest
 
 from mockserver.testing import RunningMock, start_mock
@@ -75,22 +74,22 @@ def receiver() -> Iterator[Receiver]:
 
 
 def _deliveries(mock: RunningMock) -> list[dict[str, Any]]:
-    return httpx.get(mock.urls["control"] + "/webhooks/deliveries").json()["deliveries"]
+    with mock.client("control") as control:
+        return control.get("/webhooks/deliveries").json()["deliveries"]
 
 
 def test_medium_changes_are_delivered_as_the_vendor_does(mock: RunningMock, receiver: Any) -> None:
     target = receiver()
-    hook = httpx.post(
-        mock.urls["control"] + "/webhooks", json={"url": target.url, "studio_id": 1238735970, "api_key": "partner-key"}
-    ).json()
+    control = mock.client("control")
+    hook = control.post("/webhooks", json={"url": target.url, "studio_id": 1238735970, "api_key": "partner-key"}).json()
     assert hook["api_key"] == "partner-key"
-    magicline = httpx.Client(base_url=mock.urls["magicline"], headers=MAGICLINE)
+    magicline = mock.client("magicline", headers=MAGICLINE)
     medium = magicline.post("/v1/customers/1002/access-mediums", json={"type": "CARD_NUMBER", "value": "777"}).json()
     magicline.put(f"/v1/customers/1002/access-mediums/{medium['id']}", json={"value": "778"})
     magicline.delete(f"/v1/customers/1002/access-mediums/{medium['id']}")
     # Another studio's change does not go to this target.
-    httpx.post(
-        mock.urls["magicline"] + "/v1/customers/2001/access-mediums",
+    mock.client("magicline").post(
+        "/v1/customers/2001/access-mediums",
         headers={"X-API-KEY": "demo-magicline-harbour"},
         json={"type": "PIN", "value": "999"},
     )
@@ -115,9 +114,9 @@ def test_medium_changes_are_delivered_as_the_vendor_does(mock: RunningMock, rece
 
 def test_failed_deliveries_are_retried_with_backoff(mock: RunningMock, receiver: Any) -> None:
     target = receiver(failures=2)
-    httpx.post(mock.urls["control"] + "/webhooks", json={"url": target.url, "studio_id": 1238735970})
-    httpx.post(
-        mock.urls["magicline"] + "/v1/customers/1003/access-mediums",
+    mock.client("control").post("/webhooks", json={"url": target.url, "studio_id": 1238735970})
+    mock.client("magicline").post(
+        "/v1/customers/1003/access-mediums",
         headers=MAGICLINE,
         json={"type": "BARCODE", "value": "retry-me"},
     )
@@ -139,11 +138,11 @@ def test_failed_deliveries_are_retried_with_backoff(mock: RunningMock, receiver:
 
 
 def test_an_unreachable_target_is_logged_and_registration_checks_the_studio(mock: RunningMock) -> None:
-    control = httpx.Client(base_url=mock.urls["control"])
+    control = mock.client("control")
     assert control.post("/webhooks", json={"url": "http://127.0.0.1:9/nothing", "studio_id": 42}).status_code == 400
     hook = control.post("/webhooks", json={"url": "http://127.0.0.1:9/nothing", "studio_id": 1238735970}).json()
-    httpx.post(
-        mock.urls["magicline"] + "/v1/customers/1003/access-mediums",
+    mock.client("magicline").post(
+        "/v1/customers/1003/access-mediums",
         headers=MAGICLINE,
         json={"type": "PIN", "value": "5150"},
     )

@@ -27,7 +27,7 @@ def guarded(request: pytest.FixtureRequest) -> Iterator[RunningMock]:
 
 def _clock(mock: RunningMock, *tokens: bytes) -> httpx.Response:
     headers = [(b"X-Mock-Control-Token", token) for token in tokens]
-    return httpx.get(mock.urls["control"] + "/clock", headers=headers)
+    return mock.client("control").get("/clock", headers=headers)
 
 
 def test_the_control_token_opens_the_control_api(guarded: RunningMock) -> None:
@@ -53,18 +53,22 @@ def test_the_first_of_two_token_headers_wins(guarded: RunningMock) -> None:
 
 def test_head_checks_the_first_of_two_magicline_keys(mock: RunningMock) -> None:
     url = mock.urls["magicline"] + "/v1/customers/1001"
+    http = mock.client()
 
     def head(*keys: bytes) -> int:
-        return httpx.head(url, headers=[(b"X-API-KEY", key) for key in keys]).status_code
+        return http.head(url, headers=[(b"X-API-KEY", key) for key in keys]).status_code
 
     # HEAD answers as GET does: the first key decides.
     assert head(b"demo-magicline-mission", b"wrong") == 200
     assert head(b"wrong", b"demo-magicline-mission") == 401
-    get = httpx.get(url, headers=[(b"X-API-KEY", b"wrong"), (b"X-API-KEY", b"demo-magicline-mission")])
+    get = http.get(url, headers=[(b"X-API-KEY", b"wrong"), (b"X-API-KEY", b"demo-magicline-mission")])
     assert get.status_code == 401
 
 
 VMS = {"Authorization": "Bearer demo-vms-alice", "X-Client": "web", "X-UUID": "middleware-test"}
+
+
+# The tests below send their own Host header or read the address the connection came in on: over the socket.
 
 
 def test_a_trailing_slash_redirect_stays_on_the_mock(mock: RunningMock) -> None:

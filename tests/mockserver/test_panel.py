@@ -63,8 +63,8 @@ def guarded() -> Iterator[RunningMock]:
 
 
 def _create_code(mock: RunningMock, title: str, expires: datetime, intercom: int = 180) -> dict[str, Any]:
-    response = httpx.post(
-        f"{mock.urls['vms']}/api/v1/intercom/{intercom}/codes",
+    response = mock.client("vms").post(
+        f"/api/v1/intercom/{intercom}/codes",
         headers=VMS,
         json={"title": title, "expired_at": expires.strftime("%Y-%m-%d %H:%M")},
     )
@@ -73,7 +73,7 @@ def _create_code(mock: RunningMock, title: str, expires: datetime, intercom: int
 
 
 def _seam_code_id(mock: RunningMock, digits: str) -> str:
-    listed = httpx.get(mock.urls["seam"] + "/access_codes", params={"intercom_id": HOUSE}, headers=SEAM).json()
+    listed = mock.client("seam").get("/access_codes", params={"intercom_id": HOUSE}, headers=SEAM).json()
     return next(code["access_code_id"] for code in listed["access_codes"] if code["code"] == digits)
 
 
@@ -95,7 +95,7 @@ def _digits(state: dict[str, Any], intercom_id: int) -> list[str]:
 
 
 def test_the_state_shows_every_intercom_with_owner_door_codes_events_and_the_customers(mock: RunningMock) -> None:
-    with audited_client(mock.base_url) as client:
+    with audited_client(mock) as client:
         state = client.get("/_mock/panel/state").json()
     assert state["clock"] == {"now": START.isoformat(), "frozen": True}
     assert [(i["id"], i["name"], i["owner_name"]) for i in state["intercoms"]] == [
@@ -116,7 +116,7 @@ def test_the_state_shows_every_intercom_with_owner_door_codes_events_and_the_cus
 
 
 def test_the_page_and_its_assets_come_from_the_mock_alone(mock: RunningMock) -> None:
-    with audited_client(mock.base_url) as client:
+    with audited_client(mock) as client:
         page = client.get("/_mock/panel")
         assert page.headers["content-type"].startswith("text/html")
         references = re.findall(r'(?:src|href)="([^"]*)"', page.text)
@@ -137,7 +137,7 @@ def test_the_page_and_its_assets_come_from_the_mock_alone(mock: RunningMock) -> 
 
 
 def test_a_plain_request_for_the_push_channel_is_told_to_upgrade(mock: RunningMock) -> None:
-    answer = assert_conforms(httpx.get(mock.urls["control"] + "/panel/live"))
+    answer = assert_conforms(mock.client("control").get("/panel/live"))
     assert answer.status_code == 426 and answer.headers["upgrade"] == "websocket"
 
 
@@ -165,32 +165,33 @@ def _until(socket: ClientConnection, holds: Callable[[dict[str, Any]], bool]) ->
 
 def test_the_push_channel_sends_the_state_then_every_change(mock: RunningMock) -> None:
     control = mock.urls["control"]
+    http = mock.client()  # the changes; what is pushed comes over the websocket
     with connect(_live_url(mock)) as socket:
         first = _next_state(socket)
-        assert first == httpx.get(control + "/panel/state").json()
+        assert first == http.get(control + "/panel/state").json()
 
         code = _create_code(mock, "Plumber", START + timedelta(hours=2))  # a VMS create
         state = _until(socket, lambda s: code["code"] in _digits(s, 180))
         assert _intercom(state, 180)["codes"][0]["name"] == "Plumber"
 
-        decision = httpx.post(control + "/intercoms/180/present", json={"kind": "keypad", "value": code["code"]})
+        decision = http.post(control + "/intercoms/180/present", json={"kind": "keypad", "value": code["code"]})
         assert decision.json()["granted"] is True  # a keypad grant
         state = _until(socket, lambda s: not _intercom(s, 180)["door"]["locked"])
         assert [e["type"] for e in _intercom(state, 180)["events"]] == ["access.granted", "door.unlocked"]
 
-        httpx.post(control + "/clock/advance", json={"seconds": 60}).raise_for_status()  # a clock move
+        http.post(control + "/clock/advance", json={"seconds": 60}).raise_for_status()  # a clock move
         state = _until(socket, lambda s: s["clock"]["now"] == (START + timedelta(seconds=60)).isoformat())
         assert _intercom(state, 180)["door"]["locked"] is True  # relocked 5 s after the grant
         assert _intercom(state, 180)["events"][-1]["type"] == "door.locked"
 
         seam_id = _seam_code_id(mock, code["code"])
-        assert httpx.delete(f"{mock.urls['seam']}/access_codes/{seam_id}", headers=SEAM).status_code == 200
+        assert http.delete(f"{mock.urls['seam']}/access_codes/{seam_id}", headers=SEAM).status_code == 200
         _until(socket, lambda s: code["code"] not in _digits(s, 180))  # a Seam delete
 
-        httpx.put(control + "/intercoms/181/online", json={"online": False}).raise_for_status()
+        http.put(control + "/intercoms/181/online", json={"online": False}).raise_for_status()
         _until(socket, lambda s: _intercom(s, 181)["online"] is False)  # an online switch
 
-        medium = httpx.post(
+        medium = http.post(
             mock.urls["magicline"] + "/v1/customers/1002/access-mediums",
             headers=MAGICLINE,
             json={"type": "CARD_NUMBER", "value": "4242424242"},
@@ -207,17 +208,18 @@ def test_the_push_channel_sends_the_state_then_every_change(mock: RunningMock) -
 
 def test_changes_that_publish_no_event_reach_the_page_too(mock: RunningMock) -> None:
     control = mock.urls["control"]
-    snapshot = httpx.get(control + "/snapshot").json()
+    http = mock.client()  # the changes; what is pushed comes over the websocket
+    snapshot = http.get(control + "/snapshot").json()
     with connect(_live_url(mock)) as socket:
         _next_state(socket)
         # Issuing a QR access code publishes no domain event; the store's revision shows the change.
-        qr = httpx.get(mock.urls["magicline"] + "/v1/customers/1001/access-code", headers=MAGICLINE).json()
+        qr = http.get(mock.urls["magicline"] + "/v1/customers/1001/access-code", headers=MAGICLINE).json()
         state = _until(socket, lambda s: any(c["kind"] == "qr" for c in s["customers"][0]["credentials"]))
         assert {"kind": "qr", "value": qr["content"]} in [
             {"kind": c["kind"], "value": c["value"]} for c in state["customers"][0]["credentials"]
         ]
         # Neither does restoring a snapshot.
-        httpx.put(control + "/snapshot", json=snapshot).raise_for_status()
+        http.put(control + "/snapshot", json=snapshot).raise_for_status()
         _until(socket, lambda s: all(c["kind"] != "qr" for c in s["customers"][0]["credentials"]))
 
 
@@ -231,7 +233,7 @@ def test_a_door_relocking_on_a_running_clock_is_pushed_without_any_request() -> 
     ticker = Ticker()
     with start_mock(seed=0, clock=ManualClock(START, monotonic=ticker)) as mock, connect(_live_url(mock)) as socket:
         _next_state(socket)
-        httpx.post(mock.urls["control"] + "/intercoms/180/present", json={"kind": "keypad", "value": "1234"})
+        mock.client("control").post("/intercoms/180/present", json={"kind": "keypad", "value": "1234"})
         _until(socket, lambda s: not _intercom(s, 180)["door"]["locked"])
         ticker.now += 6  # past the door's 5 s; nobody asks the mock anything
         state = _until(socket, lambda s: _intercom(s, 180)["door"]["locked"])
@@ -273,18 +275,20 @@ def test_the_server_stops_with_a_page_still_open() -> None:
 
 
 def test_off_loopback_the_panel_wants_the_control_token(guarded: RunningMock) -> None:
-    control = guarded.urls["control"]
+    control = guarded.client("control")
     for path in ("/panel", "/panel/state", "/panel/assets/panel.js", "/panel?token=wrong"):
-        refused = httpx.get(control + path)
+        refused = control.get(path)
         assert refused.status_code == 401 and refused.headers["content-type"] == "application/problem+json"
         assert "/_mock/panel?token=TOKEN" in refused.json()["detail"]
     with pytest.raises(InvalidStatus) as refused_socket:
         connect(_live_url(guarded))
     assert refused_socket.value.response.status_code == 403
-    assert httpx.get(control + "/panel", headers={"X-Mock-Control-Token": TOKEN}).status_code == 200
+    assert control.get("/panel", headers={"X-Mock-Control-Token": TOKEN}).status_code == 200
 
 
 def test_the_token_in_the_address_becomes_a_cookie_for_the_control_api() -> None:
+    # Over the socket, as a browser reaches the mock: the cookie is named after the port it came to, and counts only
+    # for an Origin that is the mock's own (the Host it was reached by, or the public URL behind a proxy).
     with start_mock(
         seed=0, start=START, validate_responses=True, control_token=TOKEN, public_url="https://mock.example"
     ) as guarded:
@@ -398,10 +402,10 @@ def test_a_vms_code_appears_live_opens_the_door_on_the_keypad_and_goes_with_seam
         "door unlocked by credential"
     )
     expect(house.get_by_role("list", name="Recent events at House")).to_contain_text("access granted · keypad")
-    assert httpx.get(mock.urls["control"] + "/intercoms/180").json()["door"]["locked"] is False
+    assert mock.client("control").get("/intercoms/180").json()["door"]["locked"] is False
 
     seam_id = _seam_code_id(mock, code)
-    assert httpx.delete(f"{mock.urls['seam']}/access_codes/{seam_id}", headers=SEAM).status_code == 200
+    assert mock.client("seam").delete(f"/access_codes/{seam_id}", headers=SEAM).status_code == 200
     expect(row).to_have_count(0)
     assert page.evaluate("window.notReloaded") is True
 
@@ -418,7 +422,7 @@ def test_advancing_the_clock_past_a_codes_expiry_shows_it_expired(page: Any, moc
     page.get_by_role("button", name="Advance the clock by 1 minute").click()
     expect(page.locator("#clock-now")).to_have_text("2030-01-01 09:01:00 UTC")
     expect(row).to_contain_text("expired")
-    listed = httpx.get(mock.urls["vms"] + "/api/v1/intercom/codes", headers=VMS).json()["data"]
+    listed = mock.client("vms").get("/api/v1/intercom/codes", headers=VMS).json()["data"]
     assert next(code for code in listed if code["title"] == "Courier")["is_expired"] is True
 
     page.get_by_role("button", name="Advance the clock by 1 day").click()
@@ -433,13 +437,14 @@ def test_switching_an_intercom_offline_disconnects_it_for_seam(page: Any, mock: 
     switch = house.get_by_role("switch", name="House online")
     switch.uncheck()
     expect(house.locator(".online-text")).to_have_text("offline")
-    assert httpx.get(mock.urls["control"] + "/intercoms/180").json()["online"] is False
-    unlock = httpx.post(f"{mock.urls['seam']}/intercoms/{HOUSE}/unlock", headers=SEAM, json={"unlock_time": "5000"})
+    assert mock.client("control").get("/intercoms/180").json()["online"] is False
+    seam = mock.client("seam")
+    unlock = seam.post(f"/intercoms/{HOUSE}/unlock", headers=SEAM, json={"unlock_time": "5000"})
     assert unlock.status_code == 500 and unlock.json()["error_id"] == "INTERCOM_DISCONNECTED"
 
     switch.check()
     expect(house.locator(".online-text")).to_have_text("online")
-    unlock = httpx.post(f"{mock.urls['seam']}/intercoms/{HOUSE}/unlock", headers=SEAM, json={"unlock_time": "5000"})
+    unlock = seam.post(f"/intercoms/{HOUSE}/unlock", headers=SEAM, json={"unlock_time": "5000"})
     assert unlock.status_code == 200, unlock.text
     expect(house.locator(".door")).to_have_text("Unlocked · 5 s left")
 
@@ -459,7 +464,7 @@ def test_a_customers_card_and_qr_code_are_presented_at_a_door(page: Any, mock: R
     present.click()
     expect(house.locator(".decision")).to_contain_text("Denied (studio_not_admitted")
 
-    qr = httpx.get(mock.urls["magicline"] + "/v1/customers/1001/access-code", headers=MAGICLINE).json()["content"]
+    qr = mock.client("magicline").get("/v1/customers/1001/access-code", headers=MAGICLINE).json()["content"]
     expect(page.locator("#customers")).to_contain_text(qr)
     value.fill(qr)
     expect(house.get_by_role("combobox", name="Credential kind to present at House")).to_have_value("qr")
@@ -473,7 +478,7 @@ def test_what_is_typed_on_a_keypad_survives_a_push(page: Any, mock: RunningMock)
     digits = house.get_by_role("textbox", name="Keypad digits at House")
     digits.click()
     page.keyboard.type("12")
-    httpx.post(mock.urls["control"] + "/clock/advance", json={"seconds": 60}).raise_for_status()
+    mock.client("control").post("/clock/advance", json={"seconds": 60}).raise_for_status()
     expect(page.locator("#clock-now")).to_have_text("2030-01-01 08:01:00 UTC")  # the page was redrawn meanwhile
     page.keyboard.type("34")
     expect(digits).to_have_value("1234")
@@ -485,10 +490,11 @@ def test_the_clock_freezes_and_runs_from_the_page(page: Any, mock: RunningMock) 
     expect = _open(page, mock)
     page.get_by_role("button", name="Unfreeze the clock").click()
     expect(page.locator("#clock-mode")).to_have_text("running")
-    assert httpx.get(mock.urls["control"] + "/clock").json()["frozen"] is False
+    control = mock.client("control")
+    assert control.get("/clock").json()["frozen"] is False
     page.get_by_role("button", name="Freeze the clock").click()
     expect(page.locator("#clock-mode")).to_have_text("frozen")
-    assert httpx.get(mock.urls["control"] + "/clock").json()["frozen"] is True
+    assert control.get("/clock").json()["frozen"] is True
 
 
 UNNAMED_CONTROLS = """() => [...document.querySelectorAll("button, input, select")]

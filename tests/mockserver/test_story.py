@@ -23,12 +23,12 @@ def mock() -> Iterator[RunningMock]:
 
 @pytest.fixture(autouse=True)
 def fresh(mock: RunningMock) -> None:
-    httpx.post(mock.urls["control"] + "/reset").raise_for_status()
+    mock.client("control").post("/reset").raise_for_status()
     mock.clock.set(START)
 
 
 def _vms_login(mock: RunningMock, login: str, password: str) -> httpx.Client:
-    client = httpx.Client(base_url=mock.urls["vms"], headers=VMS_HEADERS)
+    client = mock.client("vms", headers=VMS_HEADERS)
     response = client.post("/api/v1/token", json={"login": login, "password": password})
     assert response.status_code == 200, response.text
     body = response.json()
@@ -40,7 +40,7 @@ def _vms_login(mock: RunningMock, login: str, password: str) -> httpx.Client:
 
 def _seam(mock: RunningMock, owner: int = 0) -> httpx.Client:
     token = mock.credentials["seam"]["owners"][owner]["access_token"]
-    return httpx.Client(base_url=mock.urls["seam"], headers={"Authorization": f"Bearer {token}"})
+    return mock.client("seam", headers={"Authorization": f"Bearer {token}"})
 
 
 def _vms_codes(vms: httpx.Client) -> list[dict]:
@@ -125,13 +125,14 @@ def test_tenants_do_not_see_each_other(mock: RunningMock) -> None:
 
     mission = {"X-API-KEY": "demo-magicline-mission"}
     harbour = {"X-API-KEY": "demo-magicline-harbour"}
-    assert httpx.get(mock.urls["magicline"] + "/v1/customers/2001", headers=mission).status_code == 404
-    ids = [c["id"] for c in httpx.get(mock.urls["magicline"] + "/v1/customers", headers=harbour).json()["result"]]
+    magicline = mock.client("magicline")
+    assert magicline.get("/v1/customers/2001", headers=mission).status_code == 404
+    ids = [c["id"] for c in magicline.get("/v1/customers", headers=harbour).json()["result"]]
     assert ids == [2001]
 
 
 def test_magicline_access_code_and_mediums_round_trip(mock: RunningMock) -> None:
-    magicline = httpx.Client(base_url=mock.urls["magicline"], headers={"X-API-KEY": "demo-magicline-mission"})
+    magicline = mock.client("magicline", headers={"X-API-KEY": "demo-magicline-mission"})
     first = magicline.get("/v1/customers/1001/access-code").json()
     assert first["format"] == "QR_CODE" and first["content"].isdigit()
     assert magicline.get("/v1/customers/1001/access-code").json() == first
@@ -162,7 +163,7 @@ def test_magicline_access_code_and_mediums_round_trip(mock: RunningMock) -> None
 
 
 def test_a_magicline_value_is_one_medium_of_the_studio_whatever_its_type(mock: RunningMock) -> None:
-    mission = httpx.Client(base_url=mock.urls["magicline"], headers={"X-API-KEY": "demo-magicline-mission"})
+    mission = mock.client("magicline", headers={"X-API-KEY": "demo-magicline-mission"})
     card = mission.post("/v1/customers/1001/access-mediums", json={"type": "CARD_NUMBER", "value": "5550001"})
     assert card.status_code == 200
     for customer, kind in ((1002, "PIN"), (1001, "BARCODE"), (1002, "CARD_NUMBER"), (1003, "WALLET_PASS")):
@@ -174,7 +175,7 @@ def test_a_magicline_value_is_one_medium_of_the_studio_whatever_its_type(mock: R
     assert moved.status_code == 400 and moved.json()["reference"] == "value"
     assert mission.put(f"/v1/customers/1002/access-mediums/{pin['id']}", json={"value": "5550002"}).status_code == 200
     # Another studio is another tenant: its values are its own.
-    harbour = httpx.Client(base_url=mock.urls["magicline"], headers={"X-API-KEY": "demo-magicline-harbour"})
+    harbour = mock.client("magicline", headers={"X-API-KEY": "demo-magicline-harbour"})
     assert (
         harbour.post("/v1/customers/2001/access-mediums", json={"type": "PIN", "value": "5550001"}).status_code == 200
     )
@@ -186,7 +187,7 @@ def test_a_magicline_value_is_one_medium_of_the_studio_whatever_its_type(mock: R
 
 
 def test_magicline_slices_by_cursor(mock: RunningMock) -> None:
-    magicline = httpx.Client(base_url=mock.urls["magicline"], headers={"X-API-KEY": "demo-magicline-mission"})
+    magicline = mock.client("magicline", headers={"X-API-KEY": "demo-magicline-mission"})
     everyone = magicline.get("/v1/customers").json()
     assert [c["id"] for c in everyone["result"]] == [1001, 1002, 1003, 1004] and everyone["hasNext"] is False
     members = magicline.get("/v1/customers", params={"customerStatus": "MEMBER"}).json()["result"]
@@ -196,7 +197,7 @@ def test_magicline_slices_by_cursor(mock: RunningMock) -> None:
 
 
 def test_the_seam_oauth_dance(mock: RunningMock) -> None:
-    seam = httpx.Client(base_url=mock.urls["seam"])
+    seam = mock.client("seam")
     redirect = "https://connect.integrations.getseam.com/oauth/callback?provider=doorcodes"
     page = seam.get("/authorize", params={"redirect_uri": redirect, "state": "xyz"})
     assert page.status_code == 200 and "<form" in page.text and "text/html" in page.headers["content-type"]

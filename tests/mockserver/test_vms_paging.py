@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from mockserver.testing import RunningMock, start_mock
@@ -70,7 +69,7 @@ def test_a_page_past_the_end_is_empty_but_well_formed() -> None:
 @pytest.fixture(scope="module")
 def mock() -> Iterator[RunningMock]:
     with start_mock(seed=2) as running:
-        with httpx.Client(base_url=running.urls["vms"], headers=VMS) as client:
+        with running.client("vms", headers=VMS) as client:
             for number in range(58):  # with the fixture's own two codes: 60 codes, three pages of 25
                 response = client.post(
                     "/api/v1/intercom/181/codes", json={"title": f"guest {number}", "expired_at": "2099-01-01 00:00"}
@@ -80,11 +79,12 @@ def mock() -> Iterator[RunningMock]:
 
 
 def test_walking_every_page_sees_every_code_once(mock: RunningMock) -> None:
+    vms = mock.client("vms")
     seen: list[int] = []
     url: str | None = mock.urls["vms"] + "/api/v1/intercom/codes"
     pages = 0
     while url:
-        page = httpx.get(url, headers=VMS).json()
+        page = vms.get(url, headers=VMS).json()
         meta = page["meta"]
         assert meta["total"] == 60 and meta["last_page"] == 3 and meta["per_page"] == 25
         assert meta["from"] == (meta["current_page"] - 1) * 25 + 1
@@ -99,7 +99,8 @@ def test_walking_every_page_sees_every_code_once(mock: RunningMock) -> None:
 
 def test_per_page_and_its_limits(mock: RunningMock) -> None:
     url = mock.urls["vms"] + "/api/v1/intercom/codes"
-    assert len(httpx.get(url, headers=VMS, params={"per_page": 100}).json()["data"]) == 60
-    too_many = httpx.get(url, headers=VMS, params={"per_page": 101})
+    vms = mock.client("vms")
+    assert len(vms.get(url, headers=VMS, params={"per_page": 100}).json()["data"]) == 60
+    too_many = vms.get(url, headers=VMS, params={"per_page": 101})
     assert too_many.status_code == 422 and set(too_many.json()["errors"]) == {"per_page"}
-    assert httpx.get(url, headers=VMS, params={"page": 0}).json()["errors"]["page"]
+    assert vms.get(url, headers=VMS, params={"page": 0}).json()["errors"]["page"]
