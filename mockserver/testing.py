@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -94,7 +94,9 @@ class _AppTransport(httpx.BaseTransport):
         self._timeout = timeout
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        request.read()  # the body as bytes, which the asynchronous transport can send from the loop's thread
+        # The body is read here, in the caller's thread, and sent from the loop's thread in the pieces the caller
+        # gave (`content=iter([...])`): a body that arrives in several pieces is how a socket delivers a big one.
+        request.stream = _Pieces([bytes(piece) for piece in request.stream])  # type: ignore[union-attr]
         future = asyncio.run_coroutine_threadsafe(self._exchange(request), self._loop)
         try:
             return future.result(self._timeout)
@@ -106,6 +108,15 @@ class _AppTransport(httpx.BaseTransport):
         response = await self._asgi.handle_async_request(request)
         content = await response.aread()
         return httpx.Response(response.status_code, headers=response.headers, stream=httpx.ByteStream(content))
+
+
+class _Pieces(httpx.AsyncByteStream):
+    def __init__(self, pieces: list[bytes]) -> None:
+        self._pieces = pieces
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for piece in self._pieces:
+            yield piece
 
 
 def _free_socket(host: str) -> socket.socket:

@@ -327,6 +327,22 @@ class _BodyMixin:
             self._quick = quick_check({k: v for k, v in self.body_schema.items() if k != "components"})
         return compiled
 
+    async def whole_body(self, receive: Receive, scope: Scope) -> tuple[Receive, Scope]:
+        """A body sent in chunks (`Transfer-Encoding: chunked`, no Content-Length), read whole and announced with
+        its length, as the web server in front of a vendor's application hands it on. Connexion takes a request
+        without Content-Length for one without a body: a chunked login was answered "The login field is
+        required"."""
+        messages = []
+        more_body = True
+        while more_body:
+            message = await receive()
+            messages.append(message)
+            more_body = message.get("more_body", False)
+        length = sum(len(message.get("body", b"")) for message in messages)
+        headers = [(name, value) for name, value in scope["headers"] if name.lower() != b"transfer-encoding"]
+        scope["headers"] = [*headers, (b"content-length", str(length).encode())]
+        return self.replay(receive, messages), scope  # type: ignore[attr-defined]
+
     def _check(self, body: t.Any) -> None:
         if body is None and not self.body_nullable:
             raise_violations([Violation("body", None, "required", "Request body must not be empty")])
@@ -349,8 +365,13 @@ NOT_PARSED = object()
 class CompiledJSONBodyValidator(_BodyMixin, JSONBodyValidator):
     async def wrap_receive(self, receive: Receive, *, scope: Scope) -> tuple[Receive, Scope]:
         """Connexion's `wrap_receive` without its per-request Headers object and async generator, for a request
-        that announces a body; the rest (no body, a default body, mutable validation) is Connexion's own."""
+        that announces a body; the rest (no body, a default body, mutable validation) is Connexion's own.
+
+        A chunked body is read as a body (see `_BodyMixin.whole_body`)."""
         length = first_header(scope["headers"], b"content-length")
+        if length is None and first_header(scope["headers"], b"transfer-encoding") is not None:
+            receive, scope = await self.whole_body(receive, scope)
+            length = first_header(scope["headers"], b"content-length")
         if self.MUTABLE_VALIDATION or not int(length if length is not None else 0):
             return await super().wrap_receive(receive, scope=scope)
         messages = []
@@ -400,6 +421,13 @@ def _refuse_surrogates(body: t.Any) -> None:
 
 
 class CompiledFormValidator(_BodyMixin, FormBodyValidator):
+    async def wrap_receive(self, receive: Receive, *, scope: Scope) -> tuple[Receive, Scope]:
+        """Connexion's, for a chunked body too (see `_BodyMixin.whole_body`)."""
+        headers = scope["headers"]
+        if first_header(headers, b"content-length") is None and first_header(headers, b"transfer-encoding"):
+            receive, scope = await self.whole_body(receive, scope)
+        return await super().wrap_receive(receive, scope=scope)
+
     async def parse_body(self, stream: t.AsyncGenerator[bytes, None], scope: Scope) -> dict:
         try:
             return await super().parse_body(stream, scope)
