@@ -117,15 +117,30 @@ class Runtime:
         """Before a request: take the clock and faults another replica changed since this one last looked.
         When the shared state cannot be reached, the request goes on with what this replica last saw: one that
         needs the building then gets its operation's answer for an unavailable building."""
-        shared = (("clock", self.clock.restore), ("faults", self.faults.load), ("choices", self.restore_choices))
+        shared = {"clock": self.clock.restore, "faults": self.faults.load, "choices": self.restore_choices}
         try:
-            found = self.building.meta_versions([name for name, _ in shared])
+            changed = self.building.meta_changes(list(shared), self.seen)
         except StoreUnavailable:
             return
-        for (name, apply), (version, data) in zip(shared, found, strict=True):
-            if data is not None and version != self.seen.get(name):
-                self.seen[name] = version
-                apply(data)
+        for name, version, data in changed:
+            self.seen[name] = version
+            shared[name](data)
+
+    async def close_loop_clients(self) -> None:
+        """Close the connections the serving event loop's requests awaited Redis through (a client belongs to the
+        loop it was made in, so this runs on that loop, before it ends); the rest stays open."""
+        turns = getattr(self.building.store, "turns", None)
+        if turns is not None:
+            await turns.aclose()
+
+    async def aclose(self) -> None:
+        """At shutdown, on the serving loop: close everything the mock holds open (the loop's Redis clients, the
+        journal's and the pushes' connections, which send what they still hold first; then the store)."""
+        await self.close_loop_clients()
+        self.journal.close()
+        if self.fanout is not None:
+            self.fanout.close()
+        self.building.store.close()
 
     @property
     def pushes(self) -> Pushes:

@@ -240,6 +240,11 @@ class MemoryStore:
         """Whether the record is there, without decoding it."""
         return key in self._kinds.get(kind, ())
 
+    def version(self, kind: str, key: str) -> int:
+        """The record's version (0 when there is none), without decoding it."""
+        rec = self._kinds.get(kind, _NO_RECORDS).get(key)
+        return 0 if rec is None else rec[0]
+
     def page(
         self,
         index: str,

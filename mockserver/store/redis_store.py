@@ -29,16 +29,16 @@ import contextvars
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import orjson
 import redis
-import redis.asyncio
 
 from .base import CommitConflict, IndexEntries, Page, Record, StoreUnavailable
 from .memory import DumpedRecord, MemoryStore, parse_dump
+from .redis_turns import TurnPipeline
 
 T = TypeVar("T")
 
@@ -195,6 +195,9 @@ class RedisStore:
         # Commits that replace everything (a reset, a restore) may take Redis a while: a client that waits longer.
         self._bulk = redis.Redis.from_url(url, decode_responses=True, socket_timeout=BULK_TIMEOUT_S)
         self._bulk_commit_script = self._bulk.register_script(_COMMIT)
+        #: what this replica awaits from Redis, sent once per turn of the event loop (the limiter's counts too)
+        self.turns = TurnPipeline(url, timeout=TIMEOUT_S)
+        self._catch_up_sha = self.turns.script(_CATCH_UP)
         self._mirror = MemoryStore()
         #: the namespace's revision the mirror holds (outside a transaction)
         self._rev = 0
@@ -202,9 +205,9 @@ class RedisStore:
         self._behind = True
         #: the event loop in whose current turn the mirror caught up (see `_mark_turn`)
         self._turn_caught_up: asyncio.AbstractEventLoop | None = None
-        #: the catch-up fetched for the views entered in the current turn of a loop (see `_fetch_for_turn`)
-        self._turn_fetch: tuple[asyncio.AbstractEventLoop, asyncio.Task[tuple[int, list[Any]]]] | None = None
-        self._async: tuple[asyncio.AbstractEventLoop, Any, Any] | None = None
+        #: the catch-up fetched for the views entered in the current turn of a loop: the loop, the revision it
+        #: starts from, the answer (see `_fetch_for_turn`)
+        self._turn_fetch: tuple[asyncio.AbstractEventLoop, int, asyncio.Future[list[Any]]] | None = None
         self._depth = 0
         #: what the open transaction changed: records, counters, or everything (a load or clear)
         self._dirty: set[tuple[str, str]] = set()
@@ -237,10 +240,12 @@ class RedisStore:
         self._fresh()
         return self._mirror.exists(kind, key)
 
-    def get_many(self, kind: str, keys: list[str]) -> list[Record | None]:
-        """Several records of one kind at one moment (beyond the `Store` protocol; callers check for it)."""
+    def versions(self, kind: str, keys: list[str]) -> list[int]:
+        """Several records' versions (0 for none) at one moment, none decoded (beyond the `Store` protocol; callers
+        check for it): each request polls the shared clock, faults and choices this way."""
         self._fresh()
-        return [self._mirror.get(kind, key) for key in keys]
+        version = self._mirror.version
+        return [version(kind, key) for key in keys]
 
     def page(
         self,
@@ -385,6 +390,11 @@ class RedisStore:
         self._redis.close()
         self._bulk.close()
 
+    async def aclose(self) -> None:
+        """Close the connections the event loop's requests used (`TurnPipeline`), then everything else."""
+        await self.turns.aclose()
+        self.close()
+
     # -- internals -----------------------------------------------------------------------------------------
 
     def _write(self, write: Callable[[], T]) -> T:
@@ -437,33 +447,29 @@ class RedisStore:
         self._turn_caught_up = None
 
     async def _fetch_for_turn(self) -> tuple[int, list[Any]] | None:
-        """The catch-up answer for a view entered in this turn of the event loop: one fetch per turn, for the same
-        reason as `_mark_turn` (it starts after every request of the turn was received). None when it failed: the
-        view then catches up at its first read, which says why."""
+        """The catch-up answer for a view entered in this turn of the event loop, with the revision it starts from:
+        one fetch per turn, for the same reason as `_mark_turn` (it is sent after every request of the turn was
+        received). None when it failed: the view then catches up at its first read, which says why."""
         loop = asyncio.get_running_loop()
         if self._turn_fetch is None or self._turn_fetch[0] is not loop:
-            self._turn_fetch = (loop, loop.create_task(self._fetch(loop, self._rev)))
+            self._turn_fetch = (loop, self._rev, asyncio.ensure_future(self._fetch(loop, self._rev)))
             loop.call_soon(self._end_fetch_turn)
+        _, since, fetch = self._turn_fetch
         try:
-            return await asyncio.shield(self._turn_fetch[1])
+            reply = await asyncio.shield(fetch)
         except (redis.RedisError, OSError):
             return None
+        return since, reply[1:]
 
     def _end_fetch_turn(self) -> None:
         self._turn_fetch = None
 
-    async def _fetch(self, loop: asyncio.AbstractEventLoop, mine: int) -> tuple[int, list[Any]]:
-        if self._async is None or self._async[0] is not loop:  # a client belongs to the loop it was made in
-            client = redis.asyncio.Redis.from_url(
-                self.url, decode_responses=True, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S
-            )
-            self._async = (loop, client, client.register_script(_CATCH_UP))
-        _, client, catch_up = self._async
+    def _fetch(self, loop: asyncio.AbstractEventLoop, mine: int) -> Awaitable[list[Any]]:
+        """The catch-up script's answer from revision ``mine``, sent in this turn's pipeline (`TurnPipeline`): one
+        call, which answers the revision alone when nothing changed, so a replica behind others' commits waits
+        one round trip, not a revision read and then the script."""
         keys = self._keys
-        rev = int(await client.get(keys["rev"]) or 0)
-        if rev == mine:
-            return mine, [rev]
-        return mine, (await catch_up(keys=[keys["rev"], keys["log"]], args=[mine]))[1:]
+        return self.turns.run_script(self._catch_up_sha, [keys["rev"], keys["log"]], [mine])
 
     def _call(self, command: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """One call to Redis; out of reach or too slow, `StoreUnavailable`."""
