@@ -23,14 +23,19 @@ from typing import Any
 
 import redis
 import redis.asyncio
-from redis.exceptions import NoScriptError
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import NoScriptError, ResponseError
 
 Command = tuple[Any, ...]
 
 
 class TurnPipeline:
-    """One Redis client per event loop (a `redis.asyncio` client belongs to the loop it was made in; tests run
-    several loops one after another), and the commands submitted in the loop's current turn."""
+    """Connections of one event loop (an asyncio connection belongs to the loop it was made in; tests run several
+    loops one after another), and the commands submitted in the loop's current turn.
+
+    A send takes an idle connection (or makes one), writes the turn's commands and reads their answers itself,
+    under one deadline: redis-py's pipeline object, retry wrapper, per-read timeouts and pool checks cost as much
+    again as the commands, once per turn."""
 
     def __init__(self, url: str, *, timeout: float) -> None:
         self.url = url
@@ -38,7 +43,11 @@ class TurnPipeline:
         #: SHA1 -> source of every script registered, to load one Redis answers NOSCRIPT for
         self._scripts: dict[str, str] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: redis.asyncio.Redis | None = None
+        # No socket timeout on the connections: every send has its deadline (`_execute`); connecting has its own.
+        self._pool = redis.asyncio.ConnectionPool.from_url(
+            url, decode_responses=True, socket_timeout=None, socket_connect_timeout=timeout
+        )
+        self._idle: list[AbstractConnection] = []
         self._pending: list[tuple[Command, asyncio.Future[Any]]] = []
         #: sends under way (a task is only weakly referenced by its loop)
         self._sending: set[asyncio.Task[None]] = set()
@@ -61,31 +70,27 @@ class TurnPipeline:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._loop = loop
-            self._client = redis.asyncio.Redis.from_url(
-                self.url, decode_responses=True, socket_timeout=self.timeout, socket_connect_timeout=self.timeout
-            )
+            self._idle = []  # another loop's connections: left to the collector, they cannot be used here
             self._pending = []
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((command, future))
         if len(self._pending) == 1:
             # A task's first step is scheduled like a callback: it runs at the start of the next turn, after
             # everything this turn submits.
-            assert self._client is not None
-            task = loop.create_task(self._send(self._client))
+            task = loop.create_task(self._send())
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
         return future
 
-    async def _send(self, client: redis.asyncio.Redis) -> None:
+    async def _send(self) -> None:
         batch, self._pending = self._pending, []
         try:
-            replies = await self._execute(client, [command for command, _ in batch])
+            replies = await self._execute([command for command, _ in batch])
             missing = [at for at, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
             if missing:
-                for sha in {batch[at][0][1] for at in missing}:
-                    await client.script_load(self._scripts[sha])
-                again = await self._execute(client, [batch[at][0] for at in missing])
-                for at, reply in zip(missing, again, strict=True):
+                loads = [("SCRIPT", "LOAD", self._scripts[sha]) for sha in {batch[at][0][1] for at in missing}]
+                again = await self._execute(loads + [batch[at][0] for at in missing])
+                for at, reply in zip(missing, again[len(loads) :], strict=True):
                     replies[at] = reply
         except Exception as exc:  # Redis out of reach, or slower than the timeout: every caller hears of it
             for _, future in batch:
@@ -102,25 +107,40 @@ class TurnPipeline:
             else:
                 future.set_result(reply)
 
-    @staticmethod
-    async def _execute(client: redis.asyncio.Redis, commands: list[Command]) -> list[Any]:
-        async with client.pipeline(transaction=False) as pipe:
-            for command in commands:
-                pipe.execute_command(*command)
-            replies: list[Any] = await pipe.execute(raise_on_error=False)
-            return replies
+    async def _execute(self, commands: list[Command]) -> list[Any]:
+        """Send ``commands`` in one write and read their answers (an error reply in its command's place)."""
+        connection = self._idle.pop() if self._idle else self._pool.make_connection()  # type: ignore[no-untyped-call]
+        try:
+            async with asyncio.timeout(self.timeout):
+                await connection.send_packed_command(connection.pack_commands(commands), check_health=False)
+                replies: list[Any] = []
+                for _ in commands:
+                    try:
+                        replies.append(await connection.read_response())
+                    except ResponseError as error:
+                        replies.append(error)
+        except TimeoutError:
+            await connection.disconnect(nowait=True)  # answers may still be on their way: never reuse it
+            raise redis.TimeoutError(f"Redis at {self.url} did not answer within {self.timeout} s") from None
+        except BaseException:
+            await connection.disconnect(nowait=True)
+            raise
+        self._idle.append(connection)
+        return replies
 
     async def aclose(self) -> None:
-        """Wait for the sends under way, then close the client (its connections), if it belongs to the running
-        loop; a client of a loop that is gone has nothing left to close on."""
-        loop, client = self._loop, self._client
-        self._loop, self._client, self._pending = None, None, []
-        if client is None or loop is not asyncio.get_running_loop():
+        """Wait for the sends under way, then close the connections, if they belong to the running loop; the
+        connections of a loop that is gone have nothing left to close on."""
+        loop, idle = self._loop, self._idle
+        self._loop, self._idle, self._pending = None, [], []
+        if loop is not asyncio.get_running_loop():
             return
         if self._sending:
             await asyncio.gather(*self._sending, return_exceptions=True)
-        with contextlib.suppress(redis.RedisError, OSError):
-            await client.aclose()
+            idle, self._idle = idle + self._idle, []
+        for connection in idle:
+            with contextlib.suppress(redis.RedisError, OSError):
+                await connection.disconnect()
 
 
 __all__ = ["TurnPipeline"]
