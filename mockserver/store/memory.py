@@ -351,6 +351,10 @@ class MemoryStore:
         self._revision += 1
         return value
 
+    def unique_id(self, sequence: str, start: int = 1) -> int:
+        """A value no other call answers: `next_id`'s (only this process draws from it)."""
+        return self.next_id(sequence, start)
+
     def transaction(self) -> AbstractContextManager[None]:
         """All writes in the block are kept, or none. An inner block joins the outer one; if it raises, its
         own writes are undone before the exception leaves it (so a caught inner failure leaves nothing half
