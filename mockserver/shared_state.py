@@ -138,9 +138,12 @@ class RedisJournal(Journal):
         self._list = f"{namespace}:journal"
         self._ids_key = f"{namespace}:journal-ids"
         self._append = self._redis.register_script(_APPEND)
-        self._batch: TurnBatch[bytes] = TurnBatch(self._send, "journal entries")
+        self._batch: TurnBatch[JournalEntry] = TurnBatch(self._send, "journal entries")
 
-    def _send(self, encoded: list[bytes]) -> None:
+    def _send(self, entries: list[JournalEntry]) -> None:
+        # Redacted and encoded here, in the sender thread: the event loop only hands the entry over, and the
+        # thread does this while the loop waits on Redis (a commit) instead of on top of its own work.
+        encoded = [_encode(redacted(entry)) for entry in entries]
         self._append(keys=[self._list, self._ids_key], args=[self.size, *encoded])
 
     def resize(self, size: int) -> None:
@@ -153,7 +156,7 @@ class RedisJournal(Journal):
     def add(self, entry: JournalEntry) -> None:
         if self.size <= 0:
             return
-        self._batch.add(_encode(redacted(entry)))
+        self._batch.add(entry)
 
     def clear(self) -> None:
         self._batch.discard()
