@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -69,6 +70,8 @@ class Runtime:
     fanout: RedisFanout | None = None
     #: the version of each shared document (clock, faults, choices) this replica last wrote or read
     seen: dict[str, int] = field(default_factory=dict, repr=False)
+    #: tasks the serving event loop runs beside the requests (a replica's keep-up), cancelled before it ends
+    loop_tasks: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 
     @property
     def shared(self) -> bool:
@@ -128,7 +131,14 @@ class Runtime:
 
     async def close_loop_clients(self) -> None:
         """Close the connections the serving event loop's requests awaited Redis through (a client belongs to the
-        loop it was made in, so this runs on that loop, before it ends); the rest stays open."""
+        loop it was made in, so this runs on that loop, before it ends); the rest stays open. The loop's own
+        tasks beside the requests end first."""
+        loop = asyncio.get_running_loop()
+        tasks = [task for task in self.loop_tasks if task.get_loop() is loop]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.loop_tasks.difference_update(tasks)
         turns = getattr(self.building.store, "turns", None)
         if turns is not None:
             await turns.aclose()

@@ -65,7 +65,8 @@ class Page:
 
 
 class View(Protocol):
-    """What `Store.view` answers: a context manager, for ``with`` and for ``async with``."""
+    """What `Store.view` answers: a context manager, for ``with`` and for ``async with``. A shared backend's view
+    may also tell ``fetched_ahead``: whether ``async with`` fetched its catch-up (reads then make no call)."""
 
     def __enter__(self) -> Any: ...
 

@@ -219,6 +219,12 @@ class _View:
         self.fetched: tuple[int, list[Any]] | None = None
         self.token: contextvars.Token[_View | None] | None = None
 
+    @property
+    def fetched_ahead(self) -> bool:
+        """Whether the catch-up was fetched on entering (``async with``): the first read applies it without a call
+        to Redis. False when the fetch failed (the first read then catches up itself, blocking, and says why)."""
+        return self.fetched is not None
+
     def __enter__(self) -> None:
         self.token = _VIEW.set(self)
 
