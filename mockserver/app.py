@@ -227,7 +227,7 @@ def _replica_parts(store: Store, hub: PusherHub, settings: Settings) -> tuple[Jo
     return (
         RedisJournal(url, namespace, settings.journal_size),
         RedisLimiter(url, namespace, store.turns),  # type: ignore[attr-defined]
-        RedisFanout(hub, url, namespace),
+        RedisFanout(hub, url, namespace, store.turns),  # type: ignore[attr-defined]
     )
 
 

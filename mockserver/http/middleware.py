@@ -76,11 +76,15 @@ class MockHttpMiddleware:
             scope.setdefault("extensions", {})
             token = current.set(RequestContext(self.runtime, scope))
             try:
-                if self.runtime.shared:
+                fanout = self.runtime.fanout
+                if fanout is not None:
                     self._keep_up_while_idle()
+                    # Sent in this turn's pipeline with the view's catch-up: who listens on which push channel.
+                    read = fanout.refresh()
                     # One request, one view of the shared building: other replicas' commits are caught up with
                     # once, fetched without blocking the event loop.
                     async with self.runtime.building.view():
+                        await fanout.listening(read)
                         await self._http(scope, receive, send)
                 else:
                     await self._http(scope, receive, send)
