@@ -15,7 +15,7 @@ import redis
 
 from .http.journal import Journal, JournalEntry, redacted
 from .store.base import StoreUnavailable
-from .store.redis_turns import TurnPipeline
+from .store.redis_turns import DirectScript, TurnPipeline
 from .turn_batch import TurnBatch
 
 # Atomic check-and-count of one fixed window, with FixedWindowLimiter's semantics (times as decimal strings: Lua's
@@ -137,7 +137,7 @@ class RedisJournal(Journal):
         self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self._list = f"{namespace}:journal"
         self._ids_key = f"{namespace}:journal-ids"
-        self._append = self._redis.register_script(_APPEND)
+        self._append = DirectScript(self._redis, _APPEND)  # called by the sender thread only
         self._batch: TurnBatch[JournalEntry] = TurnBatch(self._send, "journal entries")
 
     def _send(self, entries: list[JournalEntry]) -> None:
@@ -172,6 +172,7 @@ class RedisJournal(Journal):
     def close(self) -> None:
         self._batch.close()
         with contextlib.suppress(redis.RedisError):
+            self._append.close()
             self._redis.close()
 
 

@@ -46,11 +46,10 @@ from typing import Any, TypeVar
 
 import orjson
 import redis
-from redis.exceptions import NoScriptError
 
 from .base import CommitConflict, IndexEntries, Page, Record, StoreUnavailable
 from .memory import DumpedRecord, MemoryStore, parse_dump
-from .redis_turns import TurnPipeline
+from .redis_turns import DirectScript, TurnPipeline
 
 T = TypeVar("T")
 
@@ -243,36 +242,6 @@ class _View:
 _VIEW: contextvars.ContextVar[_View | None] = contextvars.ContextVar("doorcodes_redis_view", default=None)
 
 
-class _DirectScript:
-    """A Lua script called on a connection of its own: the command written and its answer read, nothing else.
-    A commit waits for Redis with the event loop blocked, and redis-py's `Script` (retry wrapper, command
-    dispatch, pool checks) cost as much CPU again as writing and reading the command (py-spy --gil: 10% of a
-    replica's time answering VMS creates). Called the way `redis.commands.core.Script` is: ``(keys=..., args=...)``."""
-
-    def __init__(self, client: redis.Redis, source: str) -> None:
-        self.source = source
-        self.sha = client.register_script(source).sha
-        self._connection = client.connection_pool.make_connection()
-
-    def __call__(self, *, keys: list[str], args: list[Any]) -> Any:
-        connection = self._connection
-        command = connection.pack_command("EVALSHA", self.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
-        try:
-            connection.send_packed_command(command, check_health=False)  # type: ignore[no-untyped-call]
-            try:
-                return connection.read_response()
-            except NoScriptError:  # a Redis that restarted or flushed its scripts: EVAL loads it again
-                command = connection.pack_command("EVAL", self.source, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
-                connection.send_packed_command(command, check_health=False)  # type: ignore[no-untyped-call]
-                return connection.read_response()
-        except (redis.ConnectionError, redis.TimeoutError):
-            connection.disconnect()  # type: ignore[no-untyped-call]  # an answer may still come: never reuse it
-            raise
-
-    def close(self) -> None:
-        self._connection.disconnect()  # type: ignore[no-untyped-call]
-
-
 class _Refused(Exception):
     """Raised inside the mirror's transaction so that it undoes the block; carries the catch-up answer."""
 
@@ -297,8 +266,8 @@ class RedisStore:
         self._keys = {name: f"{namespace}:{name}" for name in ("rev", "log", "kinds", "seq", "touched")}
         self._prefix = f"{namespace}:k:"
         self._catch_up_script = self._redis.register_script(_CATCH_UP)
-        self._commit_script = _DirectScript(self._redis, _COMMIT)
-        self._reserve_script = _DirectScript(self._redis, _RESERVE)
+        self._commit_script = DirectScript(self._redis, _COMMIT)
+        self._reserve_script = DirectScript(self._redis, _RESERVE)
         # Commits that replace everything (a reset, a restore) may take Redis a while: a client that waits longer.
         self._bulk = redis.Redis.from_url(url, decode_responses=True, socket_timeout=BULK_TIMEOUT_S)
         self._bulk_commit_script = self._bulk.register_script(_COMMIT)

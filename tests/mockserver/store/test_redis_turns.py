@@ -13,7 +13,7 @@ import redis
 
 from mockserver.shared_state import RedisLimiter
 from mockserver.store.redis_store import RedisStore
-from mockserver.store.redis_turns import TurnPipeline
+from mockserver.store.redis_turns import DirectScript, TurnPipeline
 from tests.mockserver.store.test_store_contract import REDIS_URL, needs_redis
 
 pytestmark = needs_redis
@@ -145,3 +145,25 @@ def test_closing_closes_the_connections_of_the_loop() -> None:
 
     connection_id = asyncio.run(run())
     assert redis.Redis.from_url(REDIS_URL).execute_command("CLIENT", "LIST", "ID", connection_id) == b""
+
+
+def test_a_direct_script_redis_does_not_hold_is_sent_whole_and_then_held() -> None:
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    script = DirectScript(client, f"-- {uuid.uuid4().hex}\nreturn tonumber(ARGV[1]) * 2")
+    try:
+        assert client.script_exists(script.sha) == [False]
+        assert script(keys=[], args=[21]) == 42
+        assert client.script_exists(script.sha) == [True]
+        assert script(keys=[], args=[5]) == 10
+    finally:
+        script.close()
+        client.close()
+
+
+def test_a_direct_script_out_of_reach_raises_and_connects_again_on_the_next_call() -> None:
+    client = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    script = DirectScript(client, "return 1")
+    for _ in range(2):
+        with pytest.raises(redis.ConnectionError):
+            script(keys=[], args=[])
+    script.close()
