@@ -227,8 +227,8 @@ def _replica_parts(store: Store, hub: PusherHub, settings: Settings) -> tuple[Jo
     url, namespace = store.url, store.namespace  # type: ignore[attr-defined]
     return (
         RedisJournal(url, namespace, settings.journal_size),
-        RedisLimiter(url, namespace),
-        RedisFanout(hub, url, namespace),
+        RedisLimiter(url, namespace, store.turns),  # type: ignore[attr-defined]
+        RedisFanout(hub, url, namespace, store.turns),  # type: ignore[attr-defined]
     )
 
 

@@ -11,7 +11,7 @@ import secrets
 import socket
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, NoReturn
 from urllib.parse import quote
@@ -278,7 +278,7 @@ def run(
         loop=loop,
         http=BoundedHttpProtocol,
     )
-    server = _ClosingServer(config, app.runtime.building.store.close, f"http://{host}:{port}")
+    server = _ClosingServer(config, app.runtime.aclose, f"http://{host}:{port}")
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:
@@ -306,11 +306,12 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 class _ClosingServer(uvicorn.Server):
-    """Closes the state when the server has shut down. uvicorn re-raises the SIGTERM or SIGINT that stopped it
-    once it is done, which ends the process before any code after `run` could run; a SQLite file closed here has
-    its write-ahead log folded in, so copying the file alone copies the whole building."""
+    """Closes the state when the server has shut down, on its event loop (whose Redis clients close with it).
+    uvicorn re-raises the SIGTERM or SIGINT that stopped it once it is done, which ends the process before any code
+    after `run` could run; a SQLite file closed here has its write-ahead log folded in, so copying the file alone
+    copies the whole building."""
 
-    def __init__(self, config: uvicorn.Config, on_shutdown: Callable[[], None], url: str) -> None:
+    def __init__(self, config: uvicorn.Config, on_shutdown: Callable[[], Awaitable[None]], url: str) -> None:
         super().__init__(config)
         self._on_shutdown = on_shutdown
         self._url = url
@@ -324,7 +325,7 @@ class _ClosingServer(uvicorn.Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await super().shutdown(sockets)
-        self._on_shutdown()
+        await self._on_shutdown()
 
 
 # ---------------------------------------------------------------------------------------------- device

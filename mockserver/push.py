@@ -127,6 +127,19 @@ class Pushes(Protocol):
     def publish_nowait(self, channel: str, event: str, data: Any, exclude_socket_id: str | None = None) -> object: ...
 
 
+class ChannelPresence(Protocol):
+    """Tells other processes which channels a hub's connections listen on (`mockserver.fanout.RedisFanout`, for
+    replicas), so that they build a push only for a channel someone listens on somewhere."""
+
+    async def joined(self, channel: str) -> None:
+        """A connection subscribed: known to the others before the subscription is confirmed to the client."""
+        ...
+
+    def left(self, channel: str) -> None:
+        """A connection unsubscribed or went away."""
+        ...
+
+
 class PusherHub:
     """A Pusher-protocol websocket server for one app (key + secret), to mount at ``/app/{app_key}``.
 
@@ -158,6 +171,8 @@ class PusherHub:
         self._connections: dict[str, _Connection] = {}
         # Mutations happen on the loop; the lock lets connections() be read safely from worker threads.
         self._lock = threading.Lock()
+        #: who else is told which channels are listened on (replicas); None for a mock alone
+        self.presence: ChannelPresence | None = None
 
     # -- signatures ------------------------------------------------------------------------------------------
 
@@ -222,6 +237,10 @@ class PusherHub:
         finally:
             with self._lock:
                 self._connections.pop(conn.socket_id, None)
+                left = list(conn.channels)
+            if self.presence is not None:
+                for channel in left:
+                    self.presence.left(channel)
             writer.cancel()
             conn.finished.set()
 
@@ -269,9 +288,9 @@ class PusherHub:
             if text is None:
                 conn.error("Binary frames are not supported; send UTF-8 JSON text")
             else:
-                self._handle(conn, text)
+                await self._handle(conn, text)
 
-    def _handle(self, conn: _Connection, text: str) -> None:
+    async def _handle(self, conn: _Connection, text: str) -> None:
         try:
             message = json.loads(text)
         except ValueError:
@@ -286,18 +305,21 @@ class PusherHub:
         elif event == "pusher:pong":
             pass  # an answer to a ping; any traffic proves the connection alive
         elif event == "pusher:subscribe":
-            self._subscribe(conn, _as_object(data))
+            await self._subscribe(conn, _as_object(data))
         elif event == "pusher:unsubscribe":
             channel = _as_object(data).get("channel")
             if isinstance(channel, str):
                 with self._lock:
+                    listened = channel in conn.channels
                     conn.channels.discard(channel)  # Pusher sends no reply to an unsubscribe
+                if listened and self.presence is not None:
+                    self.presence.left(channel)
         elif event.startswith("client-"):
             self._client_event(conn, event, message.get("channel"), data)
         else:
             conn.error(f"Unsupported event: {event[:_MAX_EVENT_NAME]}")
 
-    def _subscribe(self, conn: _Connection, data: dict[str, Any]) -> None:
+    async def _subscribe(self, conn: _Connection, data: dict[str, Any]) -> None:
         channel = data.get("channel")
         if not isinstance(channel, str) or not valid_channel_name(channel):
             conn.error(f"Invalid channel name: {str(channel)[:200]}")
@@ -318,6 +340,10 @@ class PusherHub:
             return
         with self._lock:
             conn.channels.add(channel)
+        if self.presence is not None:
+            # Before the confirmation: a change the client causes once subscribed is pushed by whichever replica
+            # it reaches.
+            await self.presence.joined(channel)
         conn.send({"event": "pusher_internal:subscription_succeeded", "channel": channel, "data": "{}"})
 
     def _client_event(self, conn: _Connection, event: str, channel: object, data: object) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -69,6 +70,8 @@ class Runtime:
     fanout: RedisFanout | None = None
     #: the version of each shared document (clock, faults, choices) this replica last wrote or read
     seen: dict[str, int] = field(default_factory=dict, repr=False)
+    #: tasks the serving event loop runs beside the requests (a replica's keep-up), cancelled before it ends
+    loop_tasks: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 
     @property
     def shared(self) -> bool:
@@ -117,15 +120,37 @@ class Runtime:
         """Before a request: take the clock and faults another replica changed since this one last looked.
         When the shared state cannot be reached, the request goes on with what this replica last saw: one that
         needs the building then gets its operation's answer for an unavailable building."""
-        shared = (("clock", self.clock.restore), ("faults", self.faults.load), ("choices", self.restore_choices))
+        shared = {"clock": self.clock.restore, "faults": self.faults.load, "choices": self.restore_choices}
         try:
-            found = self.building.meta_versions([name for name, _ in shared])
+            changed = self.building.meta_changes(list(shared), self.seen)
         except StoreUnavailable:
             return
-        for (name, apply), (version, data) in zip(shared, found, strict=True):
-            if data is not None and version != self.seen.get(name):
-                self.seen[name] = version
-                apply(data)
+        for name, version, data in changed:
+            self.seen[name] = version
+            shared[name](data)
+
+    async def close_loop_clients(self) -> None:
+        """Close the connections the serving event loop's requests awaited Redis through (a client belongs to the
+        loop it was made in, so this runs on that loop, before it ends); the rest stays open. The loop's own
+        tasks beside the requests end first."""
+        loop = asyncio.get_running_loop()
+        tasks = [task for task in self.loop_tasks if task.get_loop() is loop]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.loop_tasks.difference_update(tasks)
+        turns = getattr(self.building.store, "turns", None)
+        if turns is not None:
+            await turns.aclose()
+
+    async def aclose(self) -> None:
+        """At shutdown, on the serving loop: close everything the mock holds open (the loop's Redis clients, the
+        journal's and the pushes' connections, which send what they still hold first; then the store)."""
+        await self.close_loop_clients()
+        self.journal.close()
+        if self.fanout is not None:
+            self.fanout.close()
+        self.building.store.close()
 
     @property
     def pushes(self) -> Pushes:

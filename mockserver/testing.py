@@ -196,7 +196,11 @@ def start_mock(
 
     async def serve_here() -> None:
         loops.append(asyncio.get_running_loop())
-        await server.serve(sockets=[sock])
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            # The store stays open for the test (it may read it after `stop`); the loop's clients end with it.
+            await app.runtime.close_loop_clients()
 
     def serve() -> None:
         asyncio.run(serve_here())

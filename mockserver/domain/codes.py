@@ -83,9 +83,9 @@ class Codes:
         if owner_uuid is None:
             owner_uuid = self.credentials.owner(created_by if created_by is not None else intercom.owner_id).uuid
         if code_id is None:
-            code_id = self.store.next_id("code", start=1000)
+            code_id = self.store.unique_id("code", start=1000)
             while self.store.exists(K.CODE, str(code_id)):  # past ids a fixture gave
-                code_id = self.store.next_id("code", start=1000)
+                code_id = self.store.unique_id("code", start=1000)
         elif self.store.exists(K.CODE, str(code_id)):
             raise Conflict(f"code {code_id} exists already")
         code = AccessCode(

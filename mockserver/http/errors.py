@@ -169,20 +169,21 @@ def unavailable(vendor: Vendor, request: ConnexionRequest, operation_id: str | N
     - VMS declares no server error anywhere. Every VMS operation declares 429, Laravel's "Too Many Attempts." with
       ``Retry-After``: the one declared answer that tells a client to send the same request again shortly, which is
       what an unavailable building asks of it.
-    - Seam declares 500 on the two operations that drive a device (unlock, delete a code); those get 500 and the
-      error id ``SERVICE_UNAVAILABLE``. The others declare only client errors besides success: 404 would say the
-      thing is gone, so they get 400 with that id and a message that says to try again; the one that declares
-      neither, listing the intercoms, gets 401 with that id.
+    - Seam answers with the error id ``SERVICE_UNAVAILABLE`` and a message that says to try again, at the first
+      status of these the operation declares: 503 (a mock choice, declared where nothing else fits: listing the
+      intercoms, which declares only 401 besides success); 500, on the two operations that drive a device (unlock,
+      delete a code); else 400 (the others declare only client errors besides success, and 404 would say the thing
+      is gone).
     """
     declared = load_contract(vendor.name).operation(operation_id).statuses if operation_id else frozenset()
+    if vendor.name == "seam":
+        for status in (503, 500, 400):
+            if status in declared:
+                return ApiError(status, {"error_id": "SERVICE_UNAVAILABLE", "error_message": UNAVAILABLE_MESSAGE})
     if 503 in declared:
         return vendor.status(request, 503, operation_id)
     if 429 in declared:
         return vendor.rate_limited(request, RETRY_AFTER_S)
-    if vendor.name == "seam":
-        for status in (500, 400, 401):
-            if status in declared:
-                return ApiError(status, {"error_id": "SERVICE_UNAVAILABLE", "error_message": UNAVAILABLE_MESSAGE})
     return vendor.server_error(request)  # no operation was routed: there is no declaration to choose from
 
 

@@ -156,6 +156,10 @@ class Journal:
         with self._lock:
             self._entries.clear()
 
+    def close(self) -> None:
+        """Release what the journal holds open: nothing in memory (`RedisJournal` sends what it holds and closes
+        its connection)."""
+
     def query(
         self,
         *,

@@ -65,7 +65,8 @@ class Page:
 
 
 class View(Protocol):
-    """What `Store.view` answers: a context manager, for ``with`` and for ``async with``."""
+    """What `Store.view` answers: a context manager, for ``with`` and for ``async with``. A shared backend's view
+    may also tell ``fetched_ahead``: whether ``async with`` fetched its catch-up (reads then make no call)."""
 
     def __enter__(self) -> Any: ...
 
@@ -132,6 +133,13 @@ class Store(Protocol):
 
     def next_id(self, sequence: str, start: int = 1) -> int:
         """The next value of a named counter (the first call answers ``start``); survives restarts."""
+
+    def unique_id(self, sequence: str, start: int = 1) -> int:
+        """A value of a named counter that no other call answers, for ids that must be unique and need not say in
+        which order they were drawn. A process alone with its state answers what `next_id` would; processes that
+        share one state draw blocks of values, so that drawing an id is no write the others could conflict with:
+        each process's ids still grow (and, one process alone, follow each other), but one process's may be
+        lower than another's drawn before (a value taken in a block that was rolled back is drawn again)."""
 
     def transaction(self) -> AbstractContextManager[None]:
         """Group writes: all of them are kept, or (on an exception) none. Nests (inner blocks join the outer).

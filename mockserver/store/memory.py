@@ -240,6 +240,11 @@ class MemoryStore:
         """Whether the record is there, without decoding it."""
         return key in self._kinds.get(kind, ())
 
+    def version(self, kind: str, key: str) -> int:
+        """The record's version (0 when there is none), without decoding it."""
+        rec = self._kinds.get(kind, _NO_RECORDS).get(key)
+        return 0 if rec is None else rec[0]
+
     def page(
         self,
         index: str,
@@ -345,6 +350,10 @@ class MemoryStore:
         self._seqs[sequence] = value
         self._revision += 1
         return value
+
+    def unique_id(self, sequence: str, start: int = 1) -> int:
+        """A value no other call answers: `next_id`'s (only this process draws from it)."""
+        return self.next_id(sequence, start)
 
     def transaction(self) -> AbstractContextManager[None]:
         """All writes in the block are kept, or none. An inner block joins the outer one; if it raises, its

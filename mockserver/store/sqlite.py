@@ -306,6 +306,10 @@ class SqliteStore:
             [(value,)] = self._conn.execute(_NEXT_ID, (sequence, start)).fetchall()
         return int(value)
 
+    def unique_id(self, sequence: str, start: int = 1) -> int:
+        """A value no other call answers: `next_id`'s (a SQLite counter is one write of its transaction)."""
+        return self.next_id(sequence, start)
+
     def view(self) -> nullcontext[None]:
         """Nothing to catch up with: SQLite reads another connection's commits as they land."""
         return nullcontext()

@@ -89,7 +89,7 @@ class SeamVendor(Vendor):
         if operation_id == "authorizeLogin" and status == 401:
             # The login form answers a refused sign-in with the page again, as HTML.
             return ApiError(401, _login_page("", None, "Wrong email or password.", self.prefix), media_type="text/html")
-        ids = {400: "INVALID_INPUT", 401: "UNAUTHORIZED", 404: "NOT_FOUND"}
+        ids = {400: "INVALID_INPUT", 401: "UNAUTHORIZED", 404: "NOT_FOUND", 503: "SERVICE_UNAVAILABLE"}
         return error(status, ids.get(status, "ERROR"), "Injected failure")
 
     # --- OAuth

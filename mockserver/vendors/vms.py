@@ -505,7 +505,7 @@ def push_subscriber(building: Building, pushes: Pushes, choices: ChoiceBoard) ->
         if isinstance(event, CodeCreated) and event.user_id is not None:
             if not pushes.has_subscribers(f"private-user.{event.user_id}"):
                 return
-            code, intercom = building.code_with_intercom(event.code_id)
+            code, intercom = building.created_code(event.code_id)
             payload = {
                 "type": "intercom.code.store",
                 "intercom_code": code_json(

@@ -176,7 +176,7 @@ def test_faults_answer_declared_statuses_for_the_next_calls(
     assert control.get("/faults").json() == {"faults": []}
 
     # A fault may only produce what the contract declares for the operation.
-    refused = control.post("/faults", json={"api": "seam", "operation_id": "listIntercoms", "status": 503})
+    refused = control.post("/faults", json={"api": "seam", "operation_id": "listIntercoms", "status": 409})
     assert refused.status_code == 400
     # A fault for one tenant leaves the other alone; a fault can be removed.
     bob = mock.credentials["seam"]["owners"][1]["owner_id"]

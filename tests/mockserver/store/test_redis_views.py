@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -167,3 +168,28 @@ def test_views_entered_in_one_turn_share_one_fetch_and_never_block_the_loop(
     assert asyncio.run(requests()) == ([{"v": 1}] * 3, {"v": 2})
     assert len(fetches) == 2
     assert blocking == []
+
+
+def test_an_idle_replica_keeps_up_with_the_others_commits_without_a_request() -> None:
+    from mockserver.http.middleware import KEEP_UP_S
+    from mockserver.testing import start_mock
+
+    namespace = f"test-keep-up-{uuid.uuid4().hex}"
+    state = f"{REDIS_URL}?namespace={namespace}"
+    with start_mock(seed=0, state_path=state) as busy, start_mock(seed=0, state_path=state) as idle:
+        with idle.client("seam") as seam:  # one request: the idle replica's loop is serving
+            assert seam.get("/health").status_code == 200
+        mine = idle.runtime.building.store
+        theirs = busy.runtime.building.store
+        assert isinstance(mine, RedisStore) and isinstance(theirs, RedisStore)
+        before = mine._rev
+        for number in range(5):
+            theirs.put("door", f"kept-{number}", {"v": number})
+        deadline = time.monotonic() + 20 * KEEP_UP_S
+        while mine._rev != theirs._rev and time.monotonic() < deadline:
+            time.sleep(KEEP_UP_S / 2)
+        assert mine._rev == theirs._rev > before
+        assert mine._mirror.get("door", "kept-4") is not None  # read from the mirror itself: no catch-up here
+    cleanup = RedisStore(REDIS_URL, namespace=namespace)
+    cleanup.clear()
+    cleanup.close()
