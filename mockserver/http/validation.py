@@ -312,6 +312,17 @@ def _waive(violations: list[Violation], request: ConnexionRequest, query: dict[s
     return kept
 
 
+async def _all_messages(receive: Receive) -> list[t.MutableMapping[str, t.Any]]:
+    """The request's messages up to the last piece of its body (or a disconnect)."""
+    messages = []
+    more_body = True
+    while more_body:
+        message = await receive()
+        messages.append(message)
+        more_body = message.get("more_body", False)
+    return messages
+
+
 class _BodyMixin:
     """Shared by the JSON and form validators: one compiled schema validator, all violations reported."""
 
@@ -332,12 +343,7 @@ class _BodyMixin:
         its length, as the web server in front of a vendor's application hands it on. Connexion takes a request
         without Content-Length for one without a body: a chunked login was answered "The login field is
         required"."""
-        messages = []
-        more_body = True
-        while more_body:
-            message = await receive()
-            messages.append(message)
-            more_body = message.get("more_body", False)
+        messages = await _all_messages(receive)
         length = sum(len(message.get("body", b"")) for message in messages)
         headers = [(name, value) for name, value in scope["headers"] if name.lower() != b"transfer-encoding"]
         scope["headers"] = [*headers, (b"content-length", str(length).encode())]
@@ -374,12 +380,7 @@ class CompiledJSONBodyValidator(_BodyMixin, JSONBodyValidator):
             length = first_header(scope["headers"], b"content-length")
         if self.MUTABLE_VALIDATION or not int(length if length is not None else 0):
             return await super().wrap_receive(receive, scope=scope)
-        messages = []
-        more_body = True
-        while more_body:
-            message = await receive()
-            messages.append(message)
-            more_body = message.get("more_body", False)
+        messages = await _all_messages(receive)
         body = self._decode(b"".join([message.get("body", b"") for message in messages]), scope)
         if not (body is None and self.body_nullable):
             self._check(body)
