@@ -12,9 +12,11 @@ stdout and, as JSON, to bench/results/ for comparison between commits.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import copy
 import functools
+import itertools
 import json
 import os
 import platform
@@ -433,6 +435,140 @@ def bench_inprocess(args: argparse.Namespace, work: Path, report: dict[str, Any]
             print(f"  in-process{'' if read_cache else ', read cache off'}  {scenario['name']}: {us} µs", flush=True)
 
 
+# -- instructions ----------------------------------------------------------------------------------------------
+
+
+def _callgrind_total(dump: Path) -> int:
+    """The instruction count a callgrind dump file records."""
+    for line in dump.read_text(errors="replace").splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise RuntimeError(f"no instruction count in {dump}")
+
+
+def _send(client: httpx.Client, port: int, scenario: dict[str, Any]) -> None:
+    headers = dict(scenario["headers"])
+    if scenario.get("body"):
+        headers["Content-Type"] = "application/json"
+    url = f"http://127.0.0.1:{port}/{scenario['api']}{scenario['path']}"
+    answer = client.request(scenario["method"], url, headers=headers, content=scenario.get("body"))
+    if not answer.is_success:
+        raise RuntimeError(f"{scenario['name']}: {answer.status_code} {answer.text[:300]}")
+
+
+def _dump_of(work: Path, port: int, trigger: str) -> Path:
+    """The dump file callgrind wrote when asked to dump with ``trigger``."""
+    for dump in work.glob(f"callgrind-{port}*"):
+        with dump.open(errors="replace") as lines:
+            if any(line.rstrip() == f"desc: Trigger: dump {trigger}" for line in itertools.islice(lines, 30)):
+                return dump
+    raise RuntimeError(f"callgrind wrote no dump for {trigger}")
+
+
+def instructions_per_request(
+    tree: Path, scenarios_: list[dict[str, Any]], *, fixtures: Path, read_cache: bool, requests: int, work: Path
+) -> dict[str, int]:
+    """Start the mock of ``tree`` under callgrind; for each scenario, warm up, zero the counters, send ``requests``
+    requests one after another on one keep-alive connection and dump the counters: what the server process
+    executed per request, parsing HTTP and sending the answer included."""
+    port = free_port()
+    out = work / f"callgrind-{port}"
+    command = ours(port, fixtures=fixtures, read_cache=read_cache)
+    # A fixed hash seed: str hashing decides dict and set layouts, and with them a few instructions per request.
+    env = dict(os.environ, PYTHONPATH=str(tree), PYTHONHASHSEED="0")
+    args = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command]
+    counts: dict[str, int] = {}
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(args, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+        try:
+            with httpx.Client(timeout=120) as client:
+                deadline = time.perf_counter() + 900  # valgrind runs the start-up some 50 times slower
+                while True:
+                    if proc.poll() is not None:
+                        log.seek(0)
+                        raise RuntimeError(f"the mock under valgrind exited: {log.read().decode()[-2000:]}")
+                    with contextlib.suppress(httpx.HTTPError):
+                        if client.get(f"http://127.0.0.1:{port}/seam/health").is_success:
+                            break
+                    if time.perf_counter() > deadline:
+                        raise RuntimeError("the mock under valgrind did not answer within 900 s")
+                    time.sleep(1)
+                for number, scenario in enumerate(scenarios_):
+                    for _ in range(50):
+                        _send(client, port, scenario)
+                    subprocess.run(["callgrind_control", "--zero", str(proc.pid)], check=True, capture_output=True)
+                    for _ in range(requests):
+                        _send(client, port, scenario)
+                    trigger = f"scenario-{number}"
+                    subprocess.run(
+                        ["callgrind_control", f"--dump={trigger}", str(proc.pid)], check=True, capture_output=True
+                    )
+                    counts[scenario["name"]] = round(_callgrind_total(_dump_of(work, port, trigger)) / requests)
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=300)
+    return counts
+
+
+def bench_instructions(args: argparse.Namespace, work: Path, report: dict[str, Any]) -> None:
+    """The load scenarios' cost as the server's instructions per request: a count, which the machine's other load
+    does not move, where a wrk rate on a shared 2-core VM moves by a third between runs. With ``--against REF``,
+    the same for the commit REF (checked out in a temporary worktree), and the ratio of the two."""
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        report["notes"].append(
+            "valgrind is missing: instruction counts skipped (Debian/Ubuntu: apt-get install valgrind)"
+        )
+        return
+    future = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%d %H:%M")
+    # Reads first: the writes add codes to the building the reads list.
+    chosen = sorted(scenarios(future), key=lambda scenario: scenario["kind"] == "write")
+    fixtures = fixtures_with_codes(args.instruction_codes, work)
+    trees = {"this tree": ROOT}
+    with contextlib.ExitStack() as stack:
+        if args.against:
+            ref_tree = work / "against"
+            subprocess.run(
+                ["git", "worktree", "add", "--detach", "--quiet", str(ref_tree), args.against], cwd=ROOT, check=True
+            )
+            stack.callback(
+                subprocess.run, ["git", "worktree", "remove", "--force", str(ref_tree)], cwd=ROOT, check=False
+            )
+            trees[args.against] = ref_tree
+        runs = [(name, tree, read_cache) for name, tree in trees.items() for read_cache in (True, False)]
+
+        # Two at a time: the counts do not depend on it, the wall time does.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+            futures = {
+                run: pool.submit(
+                    instructions_per_request,
+                    run[1],
+                    [scenario for scenario in chosen if run[2] or scenario["kind"] != "write"],
+                    fixtures=fixtures,
+                    read_cache=run[2],
+                    requests=args.instruction_requests,
+                    work=work,
+                )
+                for run in runs
+            }
+            counts = {run: future.result() for run, future in futures.items()}
+    rows = report["instructions"] = []
+    for scenario in chosen:
+        for read_cache in (True, False):
+            if scenario["kind"] == "write" and not read_cache:
+                continue
+            row: dict[str, Any] = {"scenario": scenario["name"], "read_cache": read_cache}
+            for name in trees:
+                row[name] = counts[(name, trees[name], read_cache)][scenario["name"]]
+            if args.against:
+                row["ratio"] = round(row["this tree"] / row[args.against], 3)
+            rows.append(row)
+    report["instructions_meta"] = {
+        "codes": args.instruction_codes,
+        "requests": args.instruction_requests,
+        "against": args.against,
+    }
+
+
 # Prism answers 404 or 401 on most bare URLs; each contract has one operation that is open and answers 200.
 PRISM_READY = {
     "magicline": ("/v1/customers", {"X-API-KEY": "x"}),
@@ -758,6 +894,23 @@ def table(report: dict[str, Any]) -> str:
         for name, cells in by_name.items():
             out.append(f"{name:32} {cells.get(True, '-'):>14} {cells.get(False, '-'):>7}")
         out.append("")
+    if report.get("instructions"):
+        meta = report["instructions_meta"]
+        against = meta["against"]
+        out.append(
+            "Server instructions per request (callgrind; HTTP parsing and sending included; "
+            f"{meta['codes']:,} codes, {meta['requests']} requests on one connection per scenario)"
+        )
+        header = f"{'scenario':32} {'read cache':>10} {'this tree':>10}"
+        if against:
+            header += f" {against[:10]:>10} {'ratio':>6}"
+        out.append(header)
+        for row in report["instructions"]:
+            line = f"{row['scenario']:32} {'on' if row['read_cache'] else 'off':>10} {row['this tree']:>10,}"
+            if against:
+                line += f" {row[against]:>10,} {row['ratio']:>6}"
+            out.append(line)
+        out.append("")
     if report.get("startup"):
         s = report["startup"]
         out.append(
@@ -806,7 +959,9 @@ def table(report: dict[str, Any]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--only", action="append", choices=["load", "inprocess", "startup", "sizes", "replicas", "conformance"]
+        "--only",
+        action="append",
+        choices=["load", "inprocess", "instructions", "startup", "sizes", "replicas", "conformance"],
     )
     parser.add_argument("--quick", action="store_true", help="one 5 s load round, sizes up to 10,000")
     parser.add_argument("--duration", type=int, default=5, help="seconds per measured load round")
@@ -820,12 +975,18 @@ def main() -> int:
     parser.add_argument(
         "--sizes", type=lambda text: [int(n) for n in text.split(",")], default=[100, 10_000, 1_000_000]
     )
+    parser.add_argument(
+        "--against", metavar="REF", help="instructions: also count those of this git commit, and the ratio"
+    )
+    parser.add_argument("--instruction-requests", type=int, default=2000, help="instructions: requests per scenario")
+    parser.add_argument("--instruction-codes", type=int, default=10_000, help="instructions: codes in the building")
     parser.add_argument("--out", type=Path, help="JSON file (default: bench/results/<time>.json)")
     args = parser.parse_args()
     if args.quick:
         args.duration, args.warmup, args.samples, args.rounds = 5, 2, 100, 1
         args.sizes = [n for n in args.sizes if n <= 10_000]
-    parts = args.only or ["load", "inprocess", "startup", "sizes", "replicas", "conformance"]
+        args.instruction_requests = min(args.instruction_requests, 500)
+    parts = args.only or ["load", "inprocess", "instructions", "startup", "sizes", "replicas", "conformance"]
     report: dict[str, Any] = {
         "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
@@ -847,6 +1008,7 @@ def main() -> int:
             {
                 "load": bench_load,
                 "inprocess": bench_inprocess,
+                "instructions": bench_instructions,
                 "startup": lambda a, w, r: bench_startup(a, r),
                 "sizes": bench_sizes,
                 "replicas": bench_replicas,

@@ -42,7 +42,8 @@ class _Route(t.NamedTuple):
 class FastRouter:
     def __init__(self, error_handler: ErrorHandler) -> None:
         self.error_handler = error_handler
-        self._routes: dict[str, list[_Route]] = {}
+        #: method -> base path -> that API's routes for the method, in the order Connexion adds them
+        self._routes: dict[str, dict[str, list[_Route]]] = {}
         # The converters Connexion's routing middleware registers (a leading minus for integers, for instance).
         starlette.convertors.register_url_convertor("float", FloatConverter())
         starlette.convertors.register_url_convertor("int", IntegerConverter())
@@ -52,8 +53,11 @@ class FastRouter:
     ) -> None:
         """Register one operation, in the order Connexion adds its routes (the first full match wins there too)."""
         regex, _, convertors = compile_path(starlettify_path(path, types))
-        self._routes.setdefault(base_path, []).append(
-            _Route(method.upper(), regex, convertors, base_path, operation_id, operation)
+        method = method.upper()
+        # Grouped by method: Starlette passes over a route of another method to a later one of the same path, so
+        # the first route of the request's method whose path matches is the one it picks.
+        self._routes.setdefault(method, {}).setdefault(base_path, []).append(
+            _Route(method, regex, convertors, base_path, operation_id, operation)
         )
 
     def match(self, scope: Scope) -> tuple[_Route, dict[str, t.Any]] | None:
@@ -61,10 +65,13 @@ class FastRouter:
         method = scope["method"]
         if method in ("HEAD", "OPTIONS"):
             return None
+        by_api = self._routes.get(method)
+        if by_api is None:
+            return None
         path = route_path(scope)
         if not path.isprintable():
             return None  # control characters meet regex corner cases ($ before a newline): the full chain decides
-        for base_path, routes in self._routes.items():
+        for base_path, routes in by_api.items():
             if not path.startswith(base_path + "/"):
                 continue
             rest = path[len(base_path) :]
@@ -72,8 +79,6 @@ class FastRouter:
                 found = route.regex.match(rest)
                 if found is None:
                     continue
-                if route.method != method:
-                    continue  # as Starlette: a later route of the same path may take this method
                 params = {name: route.convertors[name].convert(value) for name, value in found.groupdict().items()}
                 return route, params
         return None

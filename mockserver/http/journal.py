@@ -32,21 +32,7 @@ def redact_body(body: bytes) -> bytes:
 
 def redacted(entry: JournalEntry) -> JournalEntry:
     """``entry`` as the journal keeps it."""
-    withheld = entry.operation_id in WITHHELD and entry.path.startswith("/_mock/")
-    return JournalEntry(
-        entry.id,
-        entry.at,
-        entry.method,
-        entry.path,
-        redact_query(entry.query),
-        entry.status,
-        entry.duration_ms,
-        entry.operation_id,
-        redact_header_list(entry.request_headers),
-        REDACTED_BYTES if withheld and entry.request_body else redact_body(entry.request_body),
-        redact_header_list(entry.response_headers),
-        REDACTED_BYTES if withheld and entry.response_body else redact_body(entry.response_body),
-    )
+    return _entry(_redacted_row(entry))
 
 
 #: the API of each path's first segment
@@ -101,23 +87,24 @@ def _text(body: bytes) -> str | None:
 _Row = tuple[Any, ...]
 
 
-def _row(entry: JournalEntry) -> _Row:
-    """An entry as a plain tuple of bytes, str, numbers and tuples. The cyclic collector stops tracking such a
-    tuple at its first collections; an entry object and its header lists would stay tracked, be promoted (an
+def _redacted_row(entry: JournalEntry) -> _Row:
+    """``entry`` redacted, as a plain tuple of bytes, str, numbers and tuples. The cyclic collector stops tracking
+    such a tuple at its first collections; an entry object and its header lists would stay tracked, be promoted (an
     entry lives about a thousand requests) and make every full collection walk the whole journal."""
+    withheld = entry.operation_id in WITHHELD and entry.path.startswith("/_mock/")
     return (
         entry.id,
         entry.at,
         entry.method,
         entry.path,
-        entry.query,
+        redact_query(entry.query),
         entry.status,
         entry.duration_ms,
         entry.operation_id,
-        tuple(entry.request_headers),
-        entry.request_body,
-        tuple(entry.response_headers),
-        entry.response_body,
+        tuple(redact_header_list(entry.request_headers)),
+        REDACTED_BYTES if withheld and entry.request_body else redact_body(entry.request_body),
+        tuple(redact_header_list(entry.response_headers)),
+        REDACTED_BYTES if withheld and entry.response_body else redact_body(entry.response_body),
     )
 
 
@@ -148,7 +135,7 @@ class Journal:
         """Keep ``entry``, redacted (see `redacted`)."""
         if self.size <= 0:
             return
-        row = _row(redacted(entry))
+        row = _redacted_row(entry)
         with self._lock:
             self._entries.append(row)
 

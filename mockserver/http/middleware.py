@@ -74,7 +74,8 @@ class MockHttpMiddleware:
             # Connexion's router works on a shallow copy of the scope; a shared extensions dict lets the context
             # out here see which operation was routed and who was authenticated.
             scope.setdefault("extensions", {})
-            token = current.set(RequestContext(self.runtime, scope))
+            served = RequestContext(self.runtime, scope)
+            token = current.set(served)
             try:
                 fanout = self.runtime.fanout
                 if fanout is not None:
@@ -85,9 +86,9 @@ class MockHttpMiddleware:
                     # once, fetched without blocking the event loop.
                     async with self.runtime.building.view():
                         await fanout.listening(read)
-                        await self._http(scope, receive, send)
+                        await self._http(served, scope, receive, send)
                 else:
-                    await self._http(scope, receive, send)
+                    await self._http(served, scope, receive, send)
             finally:
                 current.reset(token)
         elif scope["type"] == "websocket":
@@ -124,11 +125,11 @@ class MockHttpMiddleware:
             except Exception:  # the task must go on; what failed is the next request's to meet
                 log.exception("catching up with the shared building failed")
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _http(self, served: RequestContext, scope: Scope, receive: Receive, send: Send) -> None:
         runtime = self.runtime
         if runtime.webhooks.loop is None:
             runtime.webhooks.loop = asyncio.get_running_loop()
-        if runtime.shared:
+        if runtime.fanout is not None:  # several replicas share the store
             runtime.sync_shared()
         path: str = scope["path"]
 
@@ -144,14 +145,24 @@ class MockHttpMiddleware:
             await response(scope, receive, send)
             return
 
-        # The journal keeps the headers as the client sent them; the app sees media types in one spelling.
+        # One pass over the headers for what this layer needs from them.
         sent_headers = scope["headers"]
-        lowercased = with_lowercase_media_types(sent_headers)
-        if lowercased is not None:
-            scope["headers"] = lowercased
+        limit = runtime.settings.max_body_bytes
+        typed = oversized = from_browser = False
+        for name, value in sent_headers:
+            if name == b"content-type":
+                typed = True
+            elif name == b"content-length":
+                oversized = oversized or (value.isdigit() and int(value) > limit)
+            elif name == b"origin":
+                from_browser = True
+        if typed:
+            # The journal keeps the headers as the client sent them; the app sees media types in one spelling.
+            lowercased = with_lowercase_media_types(sent_headers)
+            if lowercased is not None:
+                scope["headers"] = lowercased
 
         started = time.perf_counter()
-        limit = runtime.settings.max_body_bytes
         journal = runtime.journal
         recording = journal.size > 0
         request_chunks: list[bytes] = []
@@ -171,11 +182,9 @@ class MockHttpMiddleware:
                     request_chunks.append(chunk)
             return message
 
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > limit:
-                # Refuse before reading; the body is the vendor's validation error.
-                bounded_receive = _oversized_receive(limit)
-                break
+        if oversized:
+            # Refuse before reading; the body is the vendor's validation error.
+            bounded_receive = _oversized_receive(limit)
 
         status = 0
         response_headers: list[tuple[bytes, bytes]] = []
@@ -200,7 +209,7 @@ class MockHttpMiddleware:
         app = self.app
         router = self.router
         matched = None
-        if router is not None and not any(name == b"origin" for name, _ in scope["headers"]):
+        if router is not None and not from_browser:
             # Browsers (CORS) take the full chain; everything else may go straight to its operation.
             matched = router.match(scope)
         if scope["method"] == "HEAD":
@@ -228,7 +237,7 @@ class MockHttpMiddleware:
                         query=scope.get("query_string", b""),
                         status=status,
                         duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                        operation_id=context().operation_id,
+                        operation_id=served.operation_id,
                         request_headers=sent_headers,
                         request_body=b"".join(request_chunks),
                         response_headers=response_headers,
