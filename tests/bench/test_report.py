@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -104,3 +106,58 @@ def test_table_shows_medians_ratios_and_flags_failed_answers(bench: Any) -> None
     assert text.splitlines()[uvloop_at + 2].split()[2:] == ["8500", "3.4", "6.0", "41.5", "152.3"]
     assert "! prism: first answer 404, non-2xx 7" in text
     assert "note: wrk is here" in text
+
+
+@pytest.mark.skipif(shutil.which("callgrind_control") is None, reason="valgrind is not installed")
+def test_instruction_counts_come_from_the_dump_callgrind_wrote_for_the_trigger(bench: Any, tmp_path: Path) -> None:
+    # A real callgrind run of a small program with two dumps asked for by name, as the bench asks for them.
+    program = "import sys, time\nsys.stdout.write('ready\\n'); sys.stdout.flush(); time.sleep(30)"
+    out = tmp_path / "callgrind-1234"
+    proc = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-c", program],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+        for trigger in ("scenario-1", "scenario-10"):
+            subprocess.run(["callgrind_control", f"--dump={trigger}", str(proc.pid)], check=True, capture_output=True)
+    finally:
+        proc.kill()
+        proc.wait()
+    first, tenth = bench._dump_of(tmp_path, 1234, "scenario-1"), bench._dump_of(tmp_path, 1234, "scenario-10")
+    assert first != tenth  # "scenario-1" is not taken for the start of "scenario-10"
+    # The first dump holds Python's start-up (millions of instructions); the second, a sleeping process's few.
+    assert bench._callgrind_total(first) > 1_000_000 > bench._callgrind_total(tenth)
+    with pytest.raises(RuntimeError, match="no dump for scenario-2"):
+        bench._dump_of(tmp_path, 1234, "scenario-2")
+
+
+def test_instruction_table_shows_counts_and_the_ratio_to_the_other_commit(bench: Any) -> None:
+    report = {
+        "when": "2026-12-02T00:00:00Z",
+        "machine": "x86_64, 2 cores",
+        "commit": "abc1234",
+        "cpu_steadiness": {"min_ms": 10.0, "median_ms": 11.0, "max_ms": 21.0},
+        "notes": [],
+        "instructions": [
+            {"scenario": "magicline GET", "read_cache": True, "this tree": 426_474, "67744da": 437_880, "ratio": 0.974},
+            {
+                "scenario": "magicline GET",
+                "read_cache": False,
+                "this tree": 576_545,
+                "67744da": 607_665,
+                "ratio": 0.949,
+            },
+        ],
+        "instructions_meta": {"codes": 10_000, "requests": 2000, "against": "67744da"},
+    }
+    lines = bench.table(report).splitlines()
+    assert any("10,000 codes, 2000 requests" in line for line in lines)
+    assert next(line for line in lines if line.startswith("magicline GET") and " on " in line).split()[-4:] == [
+        "on",
+        "426,474",
+        "437,880",
+        "0.974",
+    ]
+    assert next(line for line in lines if " off " in line).split()[-1] == "0.949"
