@@ -60,6 +60,12 @@ class FastRouter:
             _Route(method, regex, convertors, base_path, operation_id, operation)
         )
 
+    def routes(self) -> t.Iterator[_Route]:
+        """Every registered route."""
+        for by_api in self._routes.values():
+            for routes in by_api.values():
+                yield from routes
+
     def match(self, scope: Scope) -> tuple[_Route, dict[str, t.Any]] | None:
         """The route and converted path parameters Connexion would pick, or None when the full chain decides."""
         method = scope["method"]

@@ -18,9 +18,8 @@ def _operations() -> list[tuple[str, object]]:
     # Connexion builds its middleware (and so our operations) on the first request.
     TestClient(app).get("/_mock/nowhere")
     found = []
-    for base, routes in app.router._routes.items():
-        for route in routes:
-            found.append((f"{route.method} {base}/{route.operation_id.rsplit('.', 1)[-1]}", route.operation))
+    for route in app.router.routes():
+        found.append((f"{route.method} {route.base_path}/{route.operation_id.rsplit('.', 1)[-1]}", route.operation))
     return found
 
 
