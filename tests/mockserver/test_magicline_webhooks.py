@@ -109,6 +109,8 @@ def test_medium_changes_are_delivered_as_the_vendor_does(mock: RunningMock, rece
         assert set(event) == {"timestamp", "type", "content"} and isinstance(event["timestamp"], int)
     assert target.received[1]["body"]["payload"][0]["content"] == {**medium, "value": "778"}
     assert len({r["body"]["uuid"] for r in target.received}) == 3
+    # The target has the request before the mock has its answer: a delivery is recorded once answered.
+    _wait(lambda: len(_deliveries(mock)) == 3)
     assert [d["status"] for d in _deliveries(mock)] == [204, 204, 204]
 
 
