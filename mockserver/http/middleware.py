@@ -129,7 +129,7 @@ class MockHttpMiddleware:
         runtime = self.runtime
         if runtime.webhooks.loop is None:
             runtime.webhooks.loop = asyncio.get_running_loop()
-        if runtime.fanout is not None:  # several replicas share the store
+        if runtime.shared:
             runtime.sync_shared()
         path: str = scope["path"]
 
