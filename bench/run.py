@@ -63,13 +63,21 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def process(
-    args: list[str], ready_url: str, *, timeout: float = 900, headers: dict[str, str] | None = None
+    args: list[str],
+    ready_url: str,
+    *,
+    timeout: float = 900,
+    headers: dict[str, str] | None = None,
+    cwd: Path = ROOT,
+    env: dict[str, str] | None = None,
+    poll_s: float = 0.01,
 ) -> Iterator[tuple[subprocess.Popen[bytes], float]]:
-    """Start a server, wait until ``ready_url`` answers 2xx; yield it with its start-up time in seconds."""
+    """Start a server, wait until ``ready_url`` answers 2xx (asking every ``poll_s``); yield it with its start-up
+    time in seconds."""
     # stderr to a file, not a pipe: a chatty server must never block on a pipe nobody reads.
     with tempfile.TemporaryFile() as log:
         started = time.perf_counter()
-        proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
         try:
             deadline = started + timeout
             while True:
@@ -81,7 +89,7 @@ def process(
                         break
                 if time.perf_counter() > deadline:
                     raise RuntimeError(f"{ready_url} did not answer within {timeout} s")
-                time.sleep(0.01)
+                time.sleep(poll_s)
             yield proc, time.perf_counter() - started
         finally:
             with contextlib.suppress(ProcessLookupError):
@@ -478,42 +486,25 @@ def instructions_per_request(
     env = dict(os.environ, PYTHONPATH=str(tree), PYTHONHASHSEED="0")
     args = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command]
     counts: dict[str, int] = {}
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(args, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
-        try:
-            with httpx.Client(timeout=120) as client:
-                deadline = time.perf_counter() + 900  # valgrind runs the start-up some 50 times slower
-                while True:
-                    if proc.poll() is not None:
-                        log.seek(0)
-                        raise RuntimeError(f"the mock under valgrind exited: {log.read().decode()[-2000:]}")
-                    with contextlib.suppress(httpx.HTTPError):
-                        if client.get(f"http://127.0.0.1:{port}/seam/health").is_success:
-                            break
-                    if time.perf_counter() > deadline:
-                        raise RuntimeError("the mock under valgrind did not answer within 900 s")
-                    time.sleep(1)
-                for number, scenario in enumerate(scenarios_):
-                    for _ in range(50):
-                        _send(client, port, scenario)
-                    subprocess.run(["callgrind_control", "--zero", str(proc.pid)], check=True, capture_output=True)
-                    for _ in range(requests):
-                        _send(client, port, scenario)
-                    trigger = f"scenario-{number}"
-                    subprocess.run(
-                        ["callgrind_control", f"--dump={trigger}", str(proc.pid)], check=True, capture_output=True
-                    )
-                    counts[scenario["name"]] = round(_callgrind_total(_dump_of(work, port, trigger)) / requests)
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=300)
+    # Valgrind runs the start-up some 50 times slower: asked once a second, not a hundred times.
+    ready = f"http://127.0.0.1:{port}/seam/health"
+    with process(args, ready, cwd=tree, env=env, poll_s=1) as (proc, _), httpx.Client(timeout=120) as client:
+        for number, scenario in enumerate(scenarios_):
+            for _ in range(50):
+                _send(client, port, scenario)
+            subprocess.run(["callgrind_control", "--zero", str(proc.pid)], check=True, capture_output=True)
+            for _ in range(requests):
+                _send(client, port, scenario)
+            trigger = f"scenario-{number}"
+            subprocess.run(["callgrind_control", f"--dump={trigger}", str(proc.pid)], check=True, capture_output=True)
+            counts[scenario["name"]] = round(_callgrind_total(_dump_of(work, port, trigger)) / requests)
     return counts
 
 
 def bench_instructions(args: argparse.Namespace, work: Path, report: dict[str, Any]) -> None:
     """The load scenarios' cost as the server's instructions per request: a count, which the machine's other load
-    does not move, where a wrk rate on a shared 2-core VM moves by a third between runs. With ``--against REF``,
-    the same for the commit REF (checked out in a temporary worktree), and the ratio of the two."""
+    hardly moves (bench/README.md), where a wrk rate on a shared 2-core VM moves by a third between runs. With
+    ``--against REF``, the same for the commit REF (checked out in a temporary worktree), and the ratio of the two."""
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         report["notes"].append(
             "valgrind is missing: instruction counts skipped (Debian/Ubuntu: apt-get install valgrind)"
